@@ -17,6 +17,7 @@ pub mod cli;
 pub mod components;
 pub mod config;
 pub mod fetch;
+pub mod fsutil;
 pub mod join;
 pub mod paths;
 pub mod pki;
