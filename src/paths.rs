@@ -108,7 +108,8 @@ impl Paths {
     }
 
     pub fn kubeconfig(&self, user: KubeconfigUser) -> PathBuf {
-        self.kubeconfig_dir().join(format!("{}.conf", user.file_stem()))
+        self.kubeconfig_dir()
+            .join(format!("{}.conf", user.file_stem()))
     }
 
     /// Manifests of add-ons applied after start (CoreDNS).

@@ -1,0 +1,192 @@
+//! The edge between the command line and the modules: loads the config, starts tracing and the
+//! runtime, and runs one subcommand. `anyhow` lives here and in `main` only.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::CommandFactory;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, CommonArgs, ConfigCommand, NodeArgs, StatusArgs, SuperviseArgs};
+use crate::config::{self, Config, ConfigError, DEFAULT_CONFIG_FILE, LogFormat, RawConfig};
+use crate::node::Node;
+use crate::paths::Paths;
+use crate::supervise::control;
+
+/// Bad input, found before anything was written or started.
+pub const EXIT_INVALID: u8 = 2;
+/// A check found a problem.
+pub const EXIT_CHECK: u8 = 3;
+
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<clap::Error>().is_some() {
+        EXIT_INVALID
+    } else {
+        1
+    }
+}
+
+/// `error: what failed: why`, on one line; a config error keeps its one line per problem.
+pub fn render_error(e: &anyhow::Error) -> String {
+    if let Some(ConfigError::Invalid(p)) = e.downcast_ref::<ConfigError>() {
+        return p.to_string();
+    }
+    format!("error: {e:#}")
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!(
+                "kubesup {} (default Kubernetes {})",
+                env!("CARGO_PKG_VERSION"),
+                config::DEFAULT_KUBE_VERSION
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions(a) => {
+            clap_complete::generate(
+                a.shell,
+                &mut Cli::command(),
+                "kubesup",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage { out_dir } => {
+            write_manpages(&out_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{}", RawConfig::default_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file, common }) => {
+            let common = CommonArgs {
+                config: Some(file.clone()),
+                ..common
+            };
+            load_config(&common, cli.log_format)?;
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(a) => {
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            runtime()?.block_on(status(a))
+        }
+        Command::Supervise(a) => {
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            runtime()?.block_on(supervise(a))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Master(_)
+        | Command::Worker(_)
+        | Command::Token(_)
+        | Command::Certs(_)
+        | Command::Fetch(_)
+        | Command::Install(_)
+        | Command::Uninstall(_)
+        | Command::Reset(_) => {
+            bail!("this subcommand is not available in this build yet")
+        }
+    }
+}
+
+/// File, then `KUBESUP_*` environment, then flags; validated as a whole.
+pub fn load_config(common: &CommonArgs, log_format: Option<String>) -> Result<Config> {
+    let path = common.config.clone().or_else(|| {
+        let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+        default.exists().then_some(default)
+    });
+    let mut raw = match &path {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    raw.apply(common.overrides(log_format));
+    Ok(raw.validate()?)
+}
+
+fn node_paths(node: &NodeArgs) -> Result<Paths> {
+    Ok(load_config(&node.common(), None)?.paths)
+}
+
+pub fn init_tracing(filter: &str, format: Option<&str>) -> Result<()> {
+    let filter = EnvFilter::try_new(filter)
+        .with_context(|| format!("--log {filter:?} is not a valid log filter"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let format = match format {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => bail!("--log-format {other:?} is unknown; use text or json"),
+    };
+    // A second init (tests calling run twice) is harmless: keep the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    Ok(())
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    // Two workers match the small nodes kubesup targets; the supervisor itself is idle almost
+    // always, and fewer threads keep its resident memory small.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .thread_stack_size(512 * 1024)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn status(a: StatusArgs) -> Result<ExitCode> {
+    let paths = node_paths(&a.node)?;
+    let report = control::fetch_status(&paths.control_socket()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if report.all_ready() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHECK)
+    })
+}
+
+async fn supervise(a: SuperviseArgs) -> Result<()> {
+    if !a.data_dir.is_absolute() {
+        return Err(ConfigError::Invalid(config::Problems(vec![config::Problem {
+            field: "data-dir".into(),
+            message: format!("{:?} is relative; use an absolute path", a.data_dir),
+        }]))
+        .into());
+    }
+    let paths = Paths::new(&a.data_dir);
+    // Read the file before taking the lock, so a bad file changes nothing.
+    let specs = crate::supervise::file::load(&a.file, &paths)?;
+    let node = Node::acquire(paths.clone())?;
+    let file = a.file.clone();
+    let reload: crate::node::Reload =
+        Box::new(move || crate::supervise::file::load(&file, &paths).map_err(|e| e.to_string()));
+    node.supervise("supervise", specs, Some(reload), Vec::new())
+        .await?;
+    Ok(())
+}
+
+fn write_manpages(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut buf)
+        .context("rendering the man page")?;
+    let path = dir.join("kubesup.1");
+    std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

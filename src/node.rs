@@ -1,0 +1,149 @@
+//! The life of a running kubesup on one node, shared by `master`, `worker` and `supervise`:
+//! hold the data-dir lock, sweep survivors of a crashed predecessor, serve the control socket,
+//! supervise the children, and turn signals into shutdown (TERM/INT), immediate kill (a second
+//! TERM/INT) and reload (HUP). It also speaks sd_notify: READY=1 only once every child is
+//! ready, STATUS= as that changes, and watchdog pings from this loop.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::paths::Paths;
+use crate::supervise::control::{self, ControlRequest};
+use crate::supervise::lock::{DataDirLock, LockError};
+use crate::supervise::{ChildSpec, SuperviseError, Supervisor, pidfile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot prepare data dir {path}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error(transparent)]
+    Supervise(#[from] SuperviseError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// A data dir this process owns exclusively.
+pub struct Node {
+    pub paths: Paths,
+    _lock: DataDirLock,
+}
+
+/// A task that runs beside the supervisor once it has started (e.g. applying add-ons when
+/// the API server is ready). It gets the supervisor's readiness watches.
+pub type Hook = Box<dyn FnOnce(&Supervisor) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Rebuilds the child specs from the (re-read) configuration on SIGHUP.
+pub type Reload = Box<dyn FnMut() -> Result<Vec<ChildSpec>, String> + Send>;
+
+impl Node {
+    /// Creates the data dir (0700), takes its lock and kills survivors of a previous kubesup
+    /// recorded in its pid file. Nothing is written before the lock is held.
+    pub fn acquire(paths: Paths) -> Result<Self, NodeError> {
+        let dir = paths.data_dir();
+        let err = |source| NodeError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let fresh = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(err)?;
+        if fresh {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
+        let lock = DataDirLock::acquire(&paths.lock_file())?;
+        pidfile::sweep(&paths.pid_file(), Duration::from_secs(10));
+        Ok(Self { paths, _lock: lock })
+    }
+
+    /// Supervises `specs` until SIGTERM/SIGINT or a `stop` request, then stops everything in
+    /// reverse order.
+    pub async fn supervise(
+        self,
+        role: &str,
+        specs: Vec<ChildSpec>,
+        mut reload: Option<Reload>,
+        hooks: Vec<Hook>,
+    ) -> Result<(), NodeError> {
+        let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
+
+        let mut sup = Supervisor::start(specs, self.paths.pid_file())?;
+        let (req_tx, mut req_rx) = mpsc::unbounded_channel();
+        let server = control::serve(
+            self.paths.control_socket(),
+            role.to_string(),
+            sup.board(),
+            req_tx,
+        )
+        .await?;
+        let mut hook_tasks: Vec<_> = hooks.into_iter().map(|h| tokio::spawn(h(&sup))).collect();
+
+        let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+        let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut announced_ready = false;
+        let mut last_status = String::new();
+        let board = sup.board();
+        let mut status_tick = tokio::time::interval(Duration::from_millis(250));
+
+        loop {
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { info!("SIGINT: stopping"); break; }
+                Some(ControlRequest::Stop) = req_rx.recv() => { info!("stop requested on the control socket"); break; }
+                _ = hup.recv() => match reload.as_mut().map(|r| r()) {
+                    Some(Ok(specs)) => {
+                        let changed = sup.reload(specs);
+                        info!(restarted = ?changed, "SIGHUP: configuration reloaded");
+                    }
+                    Some(Err(e)) => warn!(error = %e, "SIGHUP: configuration not reloaded; nothing changed"),
+                    None => info!("SIGHUP: nothing to reload"),
+                },
+                _ = ticker.tick(), if watchdog.is_some() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+                _ = status_tick.tick() => {
+                    let units = board.snapshot();
+                    let ready = units.iter().filter(|u| u.ready).count();
+                    let status = format!("{ready}/{} components ready", units.len());
+                    if status != last_status {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+                        last_status = status;
+                    }
+                    if !announced_ready && ready == units.len() {
+                        announced_ready = true;
+                        info!(components = units.len(), "every component is ready");
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                    }
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        for t in hook_tasks.drain(..) {
+            t.abort();
+        }
+        let kill_now = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        sup.shutdown(kill_now).await;
+        server.abort();
+        let _ = std::fs::remove_file(self.paths.control_socket());
+        info!("every component stopped");
+        Ok(())
+    }
+}

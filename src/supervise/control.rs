@@ -1,0 +1,300 @@
+//! The local control socket: a unix socket (mode 0600, in the data dir) that answers one
+//! request per connection, one JSON line each way.
+//!
+//! Requests: `status` (every child, with RSS and CPU% from sysinfo) and `stop` (what
+//! `kubesup reset` uses to stop a running kubesup before deleting its state).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Mutex, mpsc};
+use tracing::{debug, warn};
+
+use super::{Procs, StatusBoard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot listen on control socket {path}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no kubesup is running on this data dir (cannot connect to {path}: {cause}); start one with `kubesup master` or `kubesup worker`"
+    )]
+    Connect {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error("control socket {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("control socket {path} answered something unreadable: {message}")]
+    Protocol { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ComponentStatus {
+    pub name: String,
+    pub state: String,
+    pub pid: Option<i32>,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    pub last_error: Option<String>,
+    pub ready: bool,
+    pub rss_bytes: Option<u64>,
+    pub cpu_percent: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatusReport {
+    pub pid: u32,
+    pub role: String,
+    pub rss_bytes: Option<u64>,
+    pub cpu_percent: Option<f32>,
+    pub strays_reaped: u64,
+    pub components: Vec<ComponentStatus>,
+}
+
+impl StatusReport {
+    pub fn all_ready(&self) -> bool {
+        self.components.iter().all(|c| c.ready)
+    }
+
+    /// The table `kubesup status` prints.
+    pub fn table(&self) -> String {
+        let mut rows = vec![[
+            "COMPONENT".to_string(),
+            "STATE".into(),
+            "READY".into(),
+            "PID".into(),
+            "UPTIME".into(),
+            "RESTARTS".into(),
+            "LAST EXIT".into(),
+            "RSS".into(),
+            "CPU%".into(),
+        ]];
+        let dash = || "-".to_string();
+        for c in &self.components {
+            rows.push([
+                c.name.clone(),
+                c.state.clone(),
+                if c.ready { "yes" } else { "no" }.into(),
+                c.pid.map(|p| p.to_string()).unwrap_or_else(dash),
+                c.uptime_secs
+                    .map(|s| humantime::format_duration(Duration::from_secs(s)).to_string())
+                    .unwrap_or_else(dash),
+                c.restarts.to_string(),
+                c.last_exit.clone().unwrap_or_else(dash),
+                c.rss_bytes.map(mib).unwrap_or_else(dash),
+                c.cpu_percent
+                    .map(|p| format!("{p:.1}"))
+                    .unwrap_or_else(dash),
+            ]);
+        }
+        let mut widths = [0usize; 9];
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let mut out = format!(
+            "kubesup {} pid {}  rss {}  cpu {}%\n",
+            self.role,
+            self.pid,
+            self.rss_bytes.map(mib).unwrap_or_else(dash),
+            self.cpu_percent
+                .map(|p| format!("{p:.2}"))
+                .unwrap_or_else(dash)
+        );
+        for r in rows {
+            let line: Vec<String> = r
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        for c in &self.components {
+            if let Some(e) = &c.last_error {
+                out.push_str(&format!("{}: {e}\n", c.name));
+            }
+        }
+        out
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1}M", b as f64 / (1024.0 * 1024.0))
+}
+
+/// A request that needs the main loop (`stop`).
+#[derive(Debug)]
+pub enum ControlRequest {
+    Stop,
+}
+
+/// Serves the control socket until the task is dropped.
+pub async fn serve(
+    path: PathBuf,
+    role: String,
+    board: Arc<StatusBoard>,
+    requests: mpsc::UnboundedSender<ControlRequest>,
+) -> Result<tokio::task::JoinHandle<()>, ControlError> {
+    // A socket left by a kubesup that was killed is stale: the data-dir lock proves nobody
+    // else is serving it.
+    let _ = std::fs::remove_file(&path);
+    let bind_err = |source| ControlError::Bind {
+        path: path.clone(),
+        source,
+    };
+    let listener = UnixListener::bind(&path).map_err(bind_err)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    // sysinfo may fail where /proc is unreadable; status then shows no usage figures.
+    let sys = Arc::new(Mutex::new(System::new().ok()));
+    Ok(tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (board, sys, role, requests) =
+                (board.clone(), sys.clone(), role.clone(), requests.clone());
+            tokio::spawn(async move {
+                if let Err(e) = answer(stream, &role, &board, &sys, &requests).await {
+                    debug!(error = %e, "control request failed");
+                }
+            });
+        }
+    }))
+}
+
+async fn answer(
+    stream: UnixStream,
+    role: &str,
+    board: &StatusBoard,
+    sys: &Mutex<Option<System>>,
+    requests: &mpsc::UnboundedSender<ControlRequest>,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(r, 1024));
+    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))??;
+    let reply = match line.trim() {
+        "status" => serde_json::to_string(&status(role, board, sys).await)?,
+        "stop" => {
+            let _ = requests.send(ControlRequest::Stop);
+            "{\"ok\":true}".to_string()
+        }
+        other => serde_json::json!({ "error": format!("unknown request {other:?}") }).to_string(),
+    };
+    w.write_all(reply.as_bytes()).await?;
+    w.write_all(b"\n").await
+}
+
+async fn status(role: &str, board: &StatusBoard, sys: &Mutex<Option<System>>) -> StatusReport {
+    let units = board.snapshot();
+    let me = std::process::id();
+    let mut pids: Vec<Pid> = units
+        .iter()
+        .filter_map(|u| u.pid)
+        .map(|p| Pid::from_u32(p as u32))
+        .collect();
+    pids.push(Pid::from_u32(me));
+    let mut guard = sys.lock().await;
+    let kind = ProcessRefreshKind::nothing().with_memory().with_cpu();
+    if let Some(sys) = guard.as_mut() {
+        // CPU% is the difference between two samples.
+        sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
+        tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)))
+            .await;
+        sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
+    }
+    let probe = |pid: u32| {
+        guard
+            .as_ref()?
+            .process(Pid::from_u32(pid))
+            .map(|p| (p.memory(), p.cpu_usage()))
+    };
+    let now = SystemTime::now();
+    let components = units
+        .into_iter()
+        .map(|u| {
+            let usage = u.pid.and_then(|p| probe(p as u32));
+            ComponentStatus {
+                uptime_secs: u
+                    .started_at
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| d.as_secs()),
+                rss_bytes: usage.map(|u| u.0),
+                cpu_percent: usage.map(|u| u.1),
+                name: u.name,
+                state: u.state,
+                pid: u.pid,
+                restarts: u.restarts,
+                last_exit: u.last_exit,
+                last_error: u.last_error,
+                ready: u.ready,
+            }
+        })
+        .collect();
+    let own = probe(me);
+    StatusReport {
+        pid: me,
+        role: role.to_string(),
+        rss_bytes: own.map(|u| u.0),
+        cpu_percent: own.map(|u| u.1),
+        strays_reaped: Procs::global().map(|p| p.strays_reaped()).unwrap_or(0),
+        components,
+    }
+}
+
+/// Sends one request to a running kubesup and returns its JSON answer.
+pub async fn request(path: &Path, what: &str) -> Result<String, ControlError> {
+    let mut s = UnixStream::connect(path)
+        .await
+        .map_err(|cause| ControlError::Connect {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+    let io = |source| ControlError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    s.write_all(format!("{what}\n").as_bytes())
+        .await
+        .map_err(io)?;
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        BufReader::new(s).read_line(&mut line),
+    )
+    .await
+    .map_err(|_| io(std::io::Error::other("timed out")))?
+    .map_err(io)?;
+    Ok(line)
+}
+
+pub async fn fetch_status(path: &Path) -> Result<StatusReport, ControlError> {
+    let line = request(path, "status").await?;
+    serde_json::from_str(&line).map_err(|e| ControlError::Protocol {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
