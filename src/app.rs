@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Check { file, common }) => {
             let common = CommonArgs {
                 config: Some(file.clone()),
-                ..common
+                ..*common
             };
             load_config(&common, cli.log_format)?;
             println!("{}: ok", file.display());

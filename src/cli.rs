@@ -337,7 +337,7 @@ pub enum ConfigCommand {
     Check {
         file: PathBuf,
         #[command(flatten)]
-        common: CommonArgs,
+        common: Box<CommonArgs>,
     },
 }
 

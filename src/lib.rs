@@ -13,14 +13,18 @@
 //! - [`join`] is the join API on a master and the joining client on a worker.
 //! - [`service`] covers service units, sd_notify, install, uninstall and reset.
 
+pub mod addons;
 pub mod app;
 pub mod cli;
 pub mod components;
 pub mod config;
+pub mod etcd;
 pub mod fetch;
 pub mod fsutil;
 pub mod join;
+pub mod kube;
 pub mod node;
 pub mod paths;
 pub mod pki;
+pub mod preflight;
 pub mod supervise;

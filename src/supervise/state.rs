@@ -703,8 +703,10 @@ mod tests {
         assert_eq!(a, vec![Action::Stopped]);
         assert_eq!(s.phase, Phase::Stopped);
         // A child waiting out a backoff is dropped at once.
-        let mut b = UnitState::default();
-        b.phase = Phase::Backoff { until: t0 };
+        let b = UnitState {
+            phase: Phase::Backoff { until: t0 },
+            ..Default::default()
+        };
         let (b, a) = next(b, Event::Shutdown, &p, 0.0);
         assert_eq!(a, vec![Action::ClearTimer, Action::Stopped]);
         let (_, a) = next(b, Event::Timer { at: t0 }, &p, 0.0);
