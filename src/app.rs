@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, CommonArgs, ConfigCommand, NodeArgs, StatusArgs, SuperviseArgs};
+use crate::cli::{
+    CertsCommand, Cli, Command, CommonArgs, ConfigCommand, NodeArgs, StatusArgs, SuperviseArgs,
+};
 use crate::config::{self, Config, ConfigError, DEFAULT_CONFIG_FILE, LogFormat, RawConfig};
 use crate::node::Node;
 use crate::paths::Paths;
@@ -81,10 +83,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(supervise(a))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Certs(c) => certs(c, cli.log_format),
         Command::Master(_)
         | Command::Worker(_)
         | Command::Token(_)
-        | Command::Certs(_)
         | Command::Fetch(_)
         | Command::Install(_)
         | Command::Uninstall(_)
@@ -106,6 +108,66 @@ pub fn load_config(common: &CommonArgs, log_format: Option<String>) -> Result<Co
     };
     raw.apply(common.overrides(log_format));
     Ok(raw.validate()?)
+}
+
+fn certs(cmd: CertsCommand, log_format: Option<String>) -> Result<ExitCode> {
+    match cmd {
+        CertsCommand::Generate { common } => {
+            let cfg = load_config(&common, log_format)?;
+            let report = crate::certs::generate(&cfg)?;
+            print!("{}", crate::certs::describe(&report));
+            remind_running(&cfg.paths, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+        CertsCommand::Check { node, json } => {
+            let cfg = load_config(&node.common(), log_format)?;
+            let rows = crate::certs::check(&cfg);
+            if json {
+                println!("{}", crate::pki::render_json(&rows)?);
+            } else {
+                print!("{}", crate::pki::render_table(&rows));
+            }
+            Ok(if crate::pki::needs_attention(&rows) {
+                ExitCode::from(EXIT_CHECK)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        CertsCommand::Rotate { common, name, all } => {
+            let cfg = load_config(&common, log_format)?;
+            let names: Vec<String> = name.into_iter().collect();
+            let leaves = crate::pki::Pki::parse_rotate_args(&names, all)?;
+            let advertise = cfg
+                .advertise
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+            let report = crate::pki::Pki::new(&cfg.paths)
+                .rotate(&crate::certs::pki_spec(&cfg, advertise), &leaves)?;
+            print!("{}", crate::certs::describe(&report));
+            remind_running(&cfg.paths, &report);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A running kubesup restarts the components whose certificates changed on SIGHUP (certificate
+/// files are part of each component's fingerprint).
+fn remind_running(paths: &Paths, report: &crate::pki::Report) {
+    if report.is_empty() || !paths.control_socket().exists() {
+        return;
+    }
+    let pid = std::fs::read_to_string(paths.lock_file()).unwrap_or_default();
+    let restart: Vec<_> = report
+        .components_to_restart()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    if !restart.is_empty() {
+        println!(
+            "kubesup is running on this data dir: run `kill -HUP {}` to restart {}",
+            pid.trim(),
+            restart.join(", ")
+        );
+    }
 }
 
 fn node_paths(node: &NodeArgs) -> Result<Paths> {

@@ -848,12 +848,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyType {
-    EcdsaP256,
-    Rsa2048,
-}
+pub use crate::pki::KeyType;
 
 /// A Kubernetes release version, `vMAJOR.MINOR.PATCH`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

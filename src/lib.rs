@@ -15,6 +15,7 @@
 
 pub mod addons;
 pub mod app;
+pub mod certs;
 pub mod cli;
 pub mod components;
 pub mod config;
