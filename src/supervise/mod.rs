@@ -159,6 +159,21 @@ struct Handle {
     fingerprint: String,
 }
 
+/// Restarts children of a running supervisor from another task.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    cmds: HashMap<String, mpsc::UnboundedSender<UnitCmd>>,
+}
+
+impl SupervisorHandle {
+    pub fn restart(&self, name: &str) {
+        if let Some(tx) = self.cmds.get(name) {
+            info!(component = name, "restarting on request");
+            let _ = tx.send(UnitCmd::Restart);
+        }
+    }
+}
+
 /// A running set of children.
 pub struct Supervisor {
     units: Vec<Handle>,
@@ -249,9 +264,17 @@ impl Supervisor {
 
     /// Restarts one child (e.g. its certificate was renewed).
     pub fn restart(&self, name: &str) {
-        if let Some(u) = self.units.iter().find(|u| u.name == name) {
-            info!(component = name, "restarting on request");
-            let _ = u.cmds.send(UnitCmd::Restart);
+        self.handle().restart(name)
+    }
+
+    /// A cheap handle for tasks that outlive a borrow of the supervisor (certificate renewal).
+    pub fn handle(&self) -> SupervisorHandle {
+        SupervisorHandle {
+            cmds: self
+                .units
+                .iter()
+                .map(|u| (u.name.clone(), u.cmds.clone()))
+                .collect(),
         }
     }
 

@@ -81,6 +81,11 @@ impl Unit {
                     None => break,
                 },
             }
+            // Stopped for good during shutdown: nothing can happen to this child any more, so
+            // do not wait for every command sender (handles held by other tasks) to go away.
+            if self.state.shutting_down && self.state.phase == Phase::Stopped {
+                break;
+            }
         }
     }
 
