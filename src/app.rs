@@ -84,10 +84,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Certs(c) => certs(c, cli.log_format),
+        Command::Fetch(a) => {
+            let cfg = load_config(&a.common, cli.log_format.clone())?;
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            runtime()?.block_on(fetch(cfg, a))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Master(_)
         | Command::Worker(_)
         | Command::Token(_)
-        | Command::Fetch(_)
         | Command::Install(_)
         | Command::Uninstall(_)
         | Command::Reset(_) => {
@@ -168,6 +173,52 @@ fn remind_running(paths: &Paths, report: &crate::pki::Report) {
             restart.join(", ")
         );
     }
+}
+
+/// `kubesup fetch`: everything a node role needs, or an air-gap bundle of it.
+async fn fetch(cfg: Config, a: crate::cli::FetchArgs) -> Result<()> {
+    use crate::fetch::{Artifact, FetchOptions, Fetcher, Network, Role, needed_artifacts};
+    let fetcher = Fetcher::new(FetchOptions::from_config(&cfg))?;
+    let version = cfg.kube_version.to_string();
+    if let Some(bundle) = &a.from_bundle {
+        let set = fetcher.load_bundle(bundle).await?;
+        println!(
+            "loaded {} binaries for {} from {}",
+            set.binaries.len(),
+            set.kube_version,
+            bundle.display()
+        );
+        return Ok(());
+    }
+    let role = match a.role {
+        crate::cli::Role::Master => Role::Master {
+            schedulable: cfg.schedulable,
+        },
+        crate::cli::Role::Worker => Role::Worker,
+    };
+    let network = match cfg.network {
+        config::Network::Flannel => Network::Flannel,
+        config::Network::None => Network::None,
+    };
+    let mut artifacts = needed_artifacts(role, network);
+    if a.with_runtime {
+        artifacts.extend(Artifact::RUNTIME);
+    }
+    let set = fetcher.fetch(&version, &artifacts).await?;
+    for (name, b) in &set.binaries {
+        println!("{name:<28} {}  {}", &b.sha256[..12], b.path.display());
+    }
+    if let Some(out) = &a.bundle {
+        let manifest = fetcher.manifest(&version)?;
+        let summary = fetcher.write_bundle(&set, &manifest, out).await?;
+        println!(
+            "wrote {} ({} binaries, {} bytes)",
+            out.display(),
+            summary.binaries,
+            summary.bytes
+        );
+    }
+    Ok(())
 }
 
 fn node_paths(node: &NodeArgs) -> Result<Paths> {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::FetchError;
 
-/// The Kubernetes version kubesup runs when none is given.
-pub const DEFAULT_KUBE_VERSION: &str = "v1.37.1";
+/// The default release lives with the rest of the defaults, in the config.
+pub use crate::config::DEFAULT_KUBE_VERSION;
 
 /// What can be fetched. One artifact may yield several binaries (the etcd tarball yields `etcd`
 /// and `etcdctl`), and several artifacts may share one download (`hyperkube`).

@@ -379,6 +379,18 @@ pub struct FetchOptions {
 }
 
 impl FetchOptions {
+    /// The options a node's config asks for.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let mut o = Self::new(cfg.paths.clone());
+        o.mirror = cfg.mirror.clone();
+        o.concurrency = cfg.fetch.concurrency;
+        o.insecure_skip_verify = cfg.fetch.insecure_skip_verify;
+        o.pinned = cfg.fetch.checksums.clone();
+        o.etcd_version = cfg.fetch.etcd_version.clone();
+        o.flannel_version = cfg.fetch.flannel_version.clone();
+        o
+    }
+
     pub fn new(paths: Paths) -> Self {
         Self {
             mirror: None,
