@@ -90,8 +90,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(fetch(cfg, a))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Master(_)
-        | Command::Worker(_)
+        Command::Master(a) => {
+            let cfg = load_config(&a.common, cli.log_format.clone())?;
+            cfg.require_advertise()?;
+            init_tracing(
+                &cli.log,
+                cli.log_format.as_deref().or(Some(log_format_name(&cfg))),
+            )?;
+            let (common, lf) = (a.common.clone(), cli.log_format.clone());
+            let reload =
+                Box::new(move || load_config(&common, lf.clone()).map_err(|e| format!("{e:#}")));
+            runtime()?.block_on(crate::master::run(cfg, a.ignore_preflight, reload))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(_)
         | Command::Token(_)
         | Command::Install(_)
         | Command::Uninstall(_)
@@ -223,6 +235,13 @@ async fn fetch(cfg: Config, a: crate::cli::FetchArgs) -> Result<()> {
 
 fn node_paths(node: &NodeArgs) -> Result<Paths> {
     Ok(load_config(&node.common(), None)?.paths)
+}
+
+fn log_format_name(cfg: &Config) -> &'static str {
+    match cfg.log_format {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    }
 }
 
 pub fn init_tracing(filter: &str, format: Option<&str>) -> Result<()> {

@@ -24,6 +24,8 @@ pub mod fetch;
 pub mod fsutil;
 pub mod join;
 pub mod kube;
+pub mod master;
+pub mod network;
 pub mod node;
 pub mod paths;
 pub mod pki;

@@ -49,6 +49,7 @@ struct Build {
     advertise: IpAddr,
     role: NodeRole,
     fetched: FetchedSet,
+    manifest: fetch::ReleaseManifest,
 }
 
 impl Build {
@@ -56,7 +57,8 @@ impl Build {
         let mut bins = Binaries::default();
         for c in components::components_for(self.role, self.cfg.network) {
             if c == Component::Containerd {
-                bins.0.insert(c, containerd_binary(&self.cfg, &self.fetched)?);
+                bins.0
+                    .insert(c, containerd_binary(&self.cfg, &self.fetched)?);
                 continue;
             }
             let rb = self
@@ -84,6 +86,8 @@ impl Build {
             advertise: self.advertise,
             api_servers: vec![api_url(self.advertise, self.cfg.api_port)],
             etcd_servers: vec![crate::etcd::local_endpoint(self.cfg.ports.etcd_client)],
+            etcd_version: self.manifest.etcd_version.clone(),
+            flannel_version: self.manifest.flannel_version.clone(),
         };
         let bins = self.binaries()?;
         let plans = components::plan(&ctx, &bins)?;
@@ -174,17 +178,6 @@ fn ports(cfg: &Config, comps: &[Component]) -> Vec<(&'static str, u16)> {
     out
 }
 
-pub fn fetch_options(cfg: &Config) -> FetchOptions {
-    let mut o = FetchOptions::new(cfg.paths.clone());
-    o.mirror = cfg.mirror.clone();
-    o.concurrency = cfg.fetch.concurrency;
-    o.insecure_skip_verify = cfg.fetch.insecure_skip_verify;
-    o.pinned = cfg.fetch.checksums.clone();
-    o.etcd_version = cfg.fetch.etcd_version.clone();
-    o.flannel_version = cfg.fetch.flannel_version.clone();
-    o
-}
-
 fn fetch_role(role: NodeRole) -> fetch::Role {
     match role {
         NodeRole::Master { schedulable } => fetch::Role::Master { schedulable },
@@ -199,18 +192,26 @@ fn fetch_network(n: Network) -> fetch::Network {
     }
 }
 
-/// Fetches (or finds in the cache) every binary this node needs.
-pub async fn fetch_binaries(cfg: &Config, role: NodeRole) -> Result<FetchedSet, MasterError> {
-    let fetcher = Fetcher::new(fetch_options(cfg))?;
+/// Fetches (or finds in the cache) every binary this node needs, and the release manifest
+/// that chose them.
+pub async fn fetch_binaries(
+    cfg: &Config,
+    role: NodeRole,
+) -> Result<(FetchedSet, fetch::ReleaseManifest), MasterError> {
+    let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
+    let manifest = fetcher.manifest(&cfg.kube_version.to_string())?;
     let mut artifacts = fetch::needed_artifacts(fetch_role(role), fetch_network(cfg.network));
     let runs_pods = !matches!(role, NodeRole::Master { schedulable: false });
-    if runs_pods && cfg.containerd.binary.is_none() && crate::preflight::which("containerd").is_none()
+    if runs_pods
+        && cfg.containerd.binary.is_none()
+        && crate::preflight::which("containerd").is_none()
     {
         artifacts.extend(fetch::Artifact::RUNTIME);
     }
-    Ok(fetcher
+    let set = fetcher
         .fetch(&cfg.kube_version.to_string(), &artifacts)
-        .await?)
+        .await?;
+    Ok((set, manifest))
 }
 
 /// `kubesup master`.
@@ -227,15 +228,24 @@ pub async fn run(
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
     // very ports preflight checks.
     let node = Node::acquire(cfg.paths.clone())?;
-    crate::preflight::run(&cfg, &ports(&cfg, &comps), cfg.schedulable, &ignore_preflight)?;
+    crate::preflight::run(
+        &cfg,
+        &ports(&cfg, &comps),
+        cfg.schedulable,
+        &ignore_preflight,
+    )?;
 
     let started = std::time::Instant::now();
-    let fetched = fetch_binaries(&cfg, role).await?;
+    let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
     info!(elapsed = ?started.elapsed(), "binaries ready");
     let pki_spec = crate::certs::pki_spec(&cfg, advertise);
     let report = Pki::new(&cfg.paths).generate(&pki_spec)?;
     if !report.is_empty() {
-        info!(issued = report.issued.len(), cas = report.cas_created.len(), "PKI written");
+        info!(
+            issued = report.issued.len(),
+            cas = report.cas_created.len(),
+            "PKI written"
+        );
     }
 
     let build = Build {
@@ -243,11 +253,13 @@ pub async fn run(
         advertise,
         role,
         fetched,
+        manifest,
     };
     let specs = build.specs()?;
-    let hooks = hooks(&cfg, advertise);
+    let hooks = hooks(&cfg, advertise, &build.manifest);
 
     let fetched = build.fetched.clone();
+    let manifest = build.manifest.clone();
     let mut reload_config = reload_config;
     let reload: Reload = Box::new(move || {
         let cfg = reload_config()?;
@@ -260,6 +272,7 @@ pub async fn run(
             advertise,
             role,
             fetched: fetched.clone(),
+            manifest: manifest.clone(),
         }
         .specs()
         .map_err(|e| e.to_string())
@@ -285,18 +298,19 @@ fn admin_kube(cfg: &Config) -> Option<Kube> {
     }
 }
 
-fn hooks(cfg: &Config, advertise: IpAddr) -> Vec<Hook> {
+fn hooks(cfg: &Config, advertise: IpAddr, manifest: &fetch::ReleaseManifest) -> Vec<Hook> {
     let mut hooks: Vec<Hook> = Vec::new();
 
     if cfg.network == Network::Flannel {
         let cfg = cfg.clone();
+        let v2 = components::flannel_uses_etcd_v2(&manifest.flannel_version);
         hooks.push(Box::new(move |sup: &Supervisor| {
             let ready = sup.ready_watch(Component::Etcd.name());
             Box::pin(async move {
                 if let Some(mut r) = ready {
                     let _ = r.wait_for(|v| *v).await;
                 }
-                write_flannel(&cfg).await;
+                write_flannel(&cfg, v2).await;
             })
         }));
     }
@@ -335,7 +349,7 @@ fn hooks(cfg: &Config, advertise: IpAddr) -> Vec<Hook> {
     hooks
 }
 
-async fn write_flannel(cfg: &Config) {
+async fn write_flannel(cfg: &Config, v2: bool) {
     let pki = cfg.paths.pki();
     let client = pki.etcd_healthcheck_client();
     let tls = crate::etcd::EtcdTls {
@@ -344,7 +358,6 @@ async fn write_flannel(cfg: &Config) {
         key: client.key,
     };
     let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
-    let v2 = components::flannel_uses_etcd_v2(cfg);
     // Bounded: a few attempts over about a minute, then give up loudly (the operator can
     // restart kubesup; nothing else depends on it).
     for attempt in 1..=12u32 {
@@ -363,7 +376,9 @@ async fn write_flannel(cfg: &Config) {
             }
         }
     }
-    tracing::error!("gave up writing flannel's network config; pods on flannel will get no subnet until kubesup restarts");
+    tracing::error!(
+        "gave up writing flannel's network config; pods on flannel will get no subnet until kubesup restarts"
+    );
 }
 
 async fn apply_addons(cfg: &Config) {
@@ -392,7 +407,9 @@ async fn apply_addons(cfg: &Config) {
             }
         }
     }
-    tracing::error!("gave up applying the cluster objects and DNS add-on; restart kubesup to retry");
+    tracing::error!(
+        "gave up applying the cluster objects and DNS add-on; restart kubesup to retry"
+    );
 }
 
 /// Renews leaves at about two thirds of their lifetime (with jitter), then restarts only the
@@ -418,8 +435,10 @@ async fn renew_certificates(
         tokio::time::sleep(wait).await;
         match pki.renew_due(&spec, SystemTime::now()) {
             Ok(renewed) if !renewed.is_empty() => {
-                let mut restart: Vec<Component> =
-                    renewed.iter().flat_map(|l| l.restarts().iter().copied()).collect();
+                let mut restart: Vec<Component> = renewed
+                    .iter()
+                    .flat_map(|l| l.restarts().iter().copied())
+                    .collect();
                 restart.sort();
                 restart.dedup();
                 info!(renewed = ?renewed.iter().map(|l| l.name()).collect::<Vec<_>>(), "renewed certificates");

@@ -1,0 +1,404 @@
+//! Shared harness of the real-component tests: the test bed, network namespaces, the local
+//! mirror, and a guard around each kubesup that leaves nothing behind.
+//!
+//! Safety rules these helpers enforce:
+//! - every node lives in a network namespace the test creates, with no default route; the
+//!   host namespace never sends to its addresses, and all HTTP goes through `ip netns exec`;
+//! - everything started is stopped by its PID or process group in `Drop`, even on panic, and
+//!   namespaces, mounts and data dirs are removed;
+//! - every wait is bounded.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const KUBE_VERSION: &str = "v1.20.2";
+pub const ETCD_VERSION: &str = "v3.4.23";
+
+pub struct Testbed {
+    pub root: PathBuf,
+    pub k8s_bin: PathBuf,
+    pub mirror: PathBuf,
+}
+
+impl Testbed {
+    /// The test bed, or `None` (test skipped with a message) when it is not installed and
+    /// `KUBESUP_TESTBED_REQUIRED` is unset. CI sets it, so there a missing test bed fails.
+    pub fn get() -> Option<Self> {
+        let root = PathBuf::from(
+            std::env::var("KUBESUP_TESTBED_CACHE")
+                .unwrap_or_else(|_| "/var/cache/kubesup-testbed".into()),
+        );
+        let k8s = root.join(format!("kubernetes-{KUBE_VERSION}"));
+        let mirror = root.join("mirror");
+        let ok = k8s.join(".built").exists()
+            && mirror.join("release").exists()
+            && nix::unistd::geteuid().is_root();
+        if !ok {
+            let msg = "the real-component test bed is not installed (run integration/setup-testbed.sh and integration/build-mirror.sh as root)";
+            if std::env::var_os("KUBESUP_TESTBED_REQUIRED").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("skipping: {msg}");
+            return None;
+        }
+        Some(Self {
+            k8s_bin: k8s.join("bin"),
+            root,
+            mirror,
+        })
+    }
+
+    pub fn kubectl(&self) -> PathBuf {
+        self.k8s_bin.join("kubectl")
+    }
+}
+
+pub fn kubesup_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kubesup"))
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace with loopback up, IP forwarding on, and optionally an address on a
+/// bridge inside it. No default route: nothing in it can reach the machine's real network.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        let name = format!(
+            "ks-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = run(Command::new("ip").args(["netns", "add", &name]));
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.exec_ok(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        ns
+    }
+
+    /// Gives the namespace an address on a bridge of its own (the `dummy` link type does not
+    /// exist on this kernel).
+    pub fn with_address(self, cidr: &str) -> Self {
+        self.ip(&["link", "add", "ksbr0", "type", "bridge"]);
+        self.ip(&["addr", "add", cidr, "dev", "ksbr0"]);
+        self.ip(&["link", "set", "ksbr0", "up"]);
+        self
+    }
+
+    pub fn ip(&self, args: &[&str]) {
+        let out = run(Command::new("ip").arg("-n").arg(&self.name).args(args));
+        assert!(
+            out.status.success(),
+            "ip -n {} {args:?}: {out:?}",
+            self.name
+        );
+    }
+
+    pub fn exec(&self, args: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args))
+    }
+
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        assert!(
+            out.status.success(),
+            "{args:?} in {} failed: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `nsenter --net` only: kubelet needs the host's mount namespace to see the cgroup
+    /// mounts, which `ip netns exec` would hide (TESTBED.md).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        let out = run(Command::new("ip").args(["netns", "pids", &self.name]));
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Anything still running in it was started by this test.
+        for pid in self.pids() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = wait_for(Duration::from_secs(10), || {
+            self.pids().is_empty().then_some(())
+        });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// The test bed's mirror, served over HTTP on 127.0.0.1 inside a namespace.
+pub struct Mirror {
+    child: Child,
+    pub url: String,
+}
+
+impl Mirror {
+    pub fn serve(ns: &Netns, tb: &Testbed) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/serve-mirror.py");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3"])
+            .arg(script)
+            .arg(&tb.mirror)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the mirror server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("mirror stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("mirror announces its url");
+        let url = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("url="))
+            .unwrap_or_else(|| panic!("mirror said {line:?}"))
+            .to_string();
+        Self { child, url }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One running kubesup (master or worker) inside a namespace.
+pub struct Kubesup {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Kubesup {
+    /// Starts `kubesup ARGS` in `ns`, in its own process group, logging to a file in the data
+    /// dir's parent.
+    pub fn start(ns: &Netns, data_dir: &Path, args: &[&str]) -> Self {
+        let log = data_dir.with_extension("log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("kubesup log file");
+        let mut cmd = ns.command(&kubesup_bin());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log fd"))
+            .stderr(file)
+            .process_group(0);
+        let child = cmd.spawn().expect("start kubesup");
+        Self {
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+
+    /// `kubesup status --json`, if it answers.
+    pub fn status(&self) -> Option<Value> {
+        let out = Command::new(kubesup_bin())
+            .args(["status", "--json", "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn component<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+        status["components"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+    }
+
+    /// Waits until every component is ready; panics with the log tail otherwise.
+    pub fn wait_ready(&self, timeout: Duration) -> Value {
+        match wait_for(timeout, || {
+            self.status().filter(|s| {
+                s["components"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["ready"] == true))
+            })
+        }) {
+            Some(s) => s,
+            None => panic!(
+                "not every component became ready within {timeout:?}; status: {:?}\n{}",
+                self.status(),
+                self.log_tail(60)
+            ),
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Sends `sig` to kubesup itself.
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(Pid::from_raw(self.pid()), sig);
+    }
+
+    /// Waits for kubesup to exit; returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let status = wait_for(timeout, || child.try_wait().ok().flatten());
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// PIDs recorded in the child record (the components kubesup runs now).
+    pub fn recorded_pids(&self) -> Vec<i32> {
+        let text = std::fs::read_to_string(self.data_dir.join("children.json")).unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        v.as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|r| r["pid"].as_i64())
+                    .map(|p| p as i32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Kubesup {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pgid = Pid::from_raw(child.id() as i32);
+            let _ = killpg(pgid, Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self.recorded_pids() {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        unmount_below(&self.data_dir);
+    }
+}
+
+/// Unmounts everything mounted below `dir`, deepest first (kubelet leaves mounts under its
+/// root dir), so the directory can be deleted.
+pub fn unmount_below(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut targets: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| Path::new(m).starts_with(dir))
+        .map(String::from)
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for t in targets {
+        let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// A temporary directory for one test's data dirs, removed (after unmounting) on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("kubesup-it-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self { dir }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        unmount_below(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Is `pid` alive (and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Runs kubectl (the test bed's v1.20.2 build) in `ns` with a kubeconfig.
+pub fn kubectl(tb: &Testbed, ns: &Netns, kubeconfig: &Path, args: &[&str]) -> Output {
+    let mut full = vec![tb.kubectl().to_string_lossy().into_owned()];
+    full.push(format!("--kubeconfig={}", kubeconfig.display()));
+    full.push("--request-timeout=10s".into());
+    full.extend(args.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+    ns.exec(&refs)
+}

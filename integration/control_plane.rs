@@ -1,0 +1,313 @@
+//! `kubesup master` on the real test bed (etcd 3.4 from Debian, Kubernetes v1.20.2 built from
+//! Debian's source package, served by the local mirror): the control plane answers, the checks
+//! of the seed guides pass, and every component comes back on its own after `kill -9`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const COMPONENTS: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+fn master_config(dir: &Path, mirror: &str) -> PathBuf {
+    let data = dir.join("master");
+    let cfg = dir.join("master.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data-dir: {}\nadvertise: 127.0.0.1\nnode-name: it-master\nkube-version: {KUBE_VERSION}\n\
+             mirror: {mirror}\nnetwork: flannel\nfetch: {{etcd-version: {ETCD_VERSION}}}\n",
+            data.display()
+        ),
+    )
+    .expect("write config");
+    cfg
+}
+
+fn admin(data: &Path) -> PathBuf {
+    data.join("kubeconfig/admin.conf")
+}
+
+/// Spawn-to-ready time of each component, watched from the status socket.
+fn watch_cold_start(ks: &Kubesup, timeout: Duration) -> BTreeMap<String, Duration> {
+    let mut spawned: BTreeMap<String, (i64, Instant)> = BTreeMap::new();
+    let mut ready: BTreeMap<String, Duration> = BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    while ready.len() < COMPONENTS.len() && Instant::now() < deadline {
+        if let Some(s) = ks.status() {
+            for c in s["components"].as_array().into_iter().flatten() {
+                let name = c["name"].as_str().unwrap_or_default().to_string();
+                if let Some(pid) = c["pid"].as_i64() {
+                    if spawned.get(&name).is_none_or(|(p, _)| *p != pid) {
+                        spawned.insert(name.clone(), (pid, Instant::now()));
+                    }
+                    if c["ready"] == true && !ready.contains_key(&name) {
+                        ready.insert(name.clone(), spawned[&name].1.elapsed());
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ready.len(),
+        COMPONENTS.len(),
+        "not all ready: {ready:?}\n{}",
+        ks.log_tail(80)
+    );
+    ready
+}
+
+#[test]
+fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
+    let Some(tb) = Testbed::get() else { return };
+    let scratch = Scratch::new("cp");
+    let ns = Netns::new("cp");
+    let mirror = Mirror::serve(&ns, &tb);
+    let cfg = master_config(&scratch.dir, &mirror.url);
+    let data = scratch.dir.join("master");
+    let cfg_arg = cfg.to_string_lossy().into_owned();
+
+    let t0 = Instant::now();
+    let mut ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg_arg]);
+    let cold = watch_cold_start(&ks, Duration::from_secs(240));
+    eprintln!(
+        "control plane ready in {:?}; spawn-to-ready: {cold:?}",
+        t0.elapsed()
+    );
+    ks.wait_ready(Duration::from_secs(30));
+    let kc = admin(&data);
+
+    // The checks the seed guides end with.
+    let readyz = kubectl(&tb, &ns, &kc, &["get", "--raw", "/readyz"]);
+    assert_eq!(
+        String::from_utf8_lossy(&readyz.stdout).trim(),
+        "ok",
+        "{readyz:?}"
+    );
+    let version = kubectl(&tb, &ns, &kc, &["get", "--raw", "/version"]);
+    let version: Value = serde_json::from_slice(&version.stdout).expect("version json");
+    assert_eq!(version["gitVersion"], KUBE_VERSION);
+    let namespaces = kubectl(&tb, &ns, &kc, &["get", "namespaces", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&namespaces.stdout).contains("namespace/kube-system"));
+    let cs = wait_for(Duration::from_secs(60), || {
+        let out = kubectl(&tb, &ns, &kc, &["get", "componentstatuses", "--no-headers"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let rows: Vec<&str> = text.lines().collect();
+        (rows.len() >= 3
+            && rows
+                .iter()
+                .all(|r| r.contains("Healthy") && !r.contains("Unhealthy")))
+        .then_some(text)
+    });
+    assert!(
+        cs.is_some(),
+        "componentstatuses not all Healthy: {:?}",
+        String::from_utf8_lossy(&kubectl(&tb, &ns, &kc, &["get", "componentstatuses"]).stdout)
+    );
+
+    // flannel's network config, read with etcdctl and the generated client certificate.
+    let pki = data.join("pki");
+    let etcdctl = data.join(format!("bin/{KUBE_VERSION}/etcdctl"));
+    let flannel = wait_for(Duration::from_secs(30), || {
+        let out = ns.exec(&[
+            &etcdctl.to_string_lossy(),
+            "--endpoints=https://127.0.0.1:2379",
+            &format!("--cacert={}", pki.join("etcd/ca.crt").display()),
+            &format!(
+                "--cert={}",
+                pki.join("etcd/healthcheck-client.crt").display()
+            ),
+            &format!(
+                "--key={}",
+                pki.join("etcd/healthcheck-client.key").display()
+            ),
+            "get",
+            "/coreos.com/network/config",
+            "--print-value-only",
+        ]);
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        Some(v)
+    })
+    .expect("flannel network config in etcd");
+    assert_eq!(flannel["Network"], "10.2.0.0/16");
+    assert_eq!(flannel["Backend"]["Type"], "vxlan");
+
+    // The DNS add-on, with the Service on --cluster-dns.
+    let ip = wait_for(Duration::from_secs(60), || {
+        let out = kubectl(
+            &tb,
+            &ns,
+            &kc,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "service",
+                "kube-dns",
+                "-o",
+                "jsonpath={.spec.clusterIP}",
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(ip.as_deref(), Some("10.3.0.10"));
+    let dep = kubectl(
+        &tb,
+        &ns,
+        &kc,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "deployment",
+            "coredns",
+            "-o",
+            "name",
+        ],
+    );
+    assert!(dep.status.success(), "coredns deployment: {dep:?}");
+
+    // `kubesup status` says every component is ready (exit 0).
+    let status = std::process::Command::new(kubesup_bin())
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    // Data that must survive restarts.
+    let created = kubectl(
+        &tb,
+        &ns,
+        &kc,
+        &["create", "namespace", "kept-across-restarts"],
+    );
+    assert!(created.status.success(), "{created:?}");
+
+    // kill -9 each component: back and ready within its own cold start plus one second.
+    for name in COMPONENTS {
+        let s = ks.status().expect("status");
+        let c = Kubesup::component(&s, name).expect("component row");
+        let pid = c["pid"].as_i64().expect("pid") as i32;
+        let restarts = c["restarts"].as_u64().unwrap_or(0);
+        let killed = Instant::now();
+        kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+        let back = wait_for(Duration::from_secs(120), || {
+            let s = ks.status()?;
+            let c = Kubesup::component(&s, name)?;
+            (c["ready"] == true
+                && c["pid"].as_i64() != Some(pid as i64)
+                && c["restarts"].as_u64() == Some(restarts + 1))
+            .then(|| killed.elapsed())
+        })
+        .unwrap_or_else(|| panic!("{name} did not come back\n{}", ks.log_tail(60)));
+        let limit = cold[name] + Duration::from_millis(1000) + Duration::from_millis(200);
+        eprintln!(
+            "{name}: killed, ready again in {back:?} (cold start {:?})",
+            cold[name]
+        );
+        assert!(
+            back <= limit,
+            "{name} took {back:?} to come back; cold start was {:?}",
+            cold[name]
+        );
+        ks.wait_ready(Duration::from_secs(120));
+    }
+
+    // kill -9 kubesup itself: no component survives; a new kubesup brings the same cluster
+    // back with its data.
+    let pids = ks.recorded_pids();
+    assert_eq!(pids.len(), COMPONENTS.len(), "{pids:?}");
+    ks.signal(Signal::SIGKILL);
+    ks.wait_exit(Duration::from_secs(10)).expect("kubesup died");
+    let gone = wait_for(Duration::from_secs(10), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "components survived kill -9 of kubesup: {:?}",
+        pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+    drop(ks);
+    let mut ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg_arg]);
+    ks.wait_ready(Duration::from_secs(240));
+    let kept = wait_for(Duration::from_secs(60), || {
+        let out = kubectl(
+            &tb,
+            &ns,
+            &kc,
+            &["get", "namespace", "kept-across-restarts", "-o", "name"],
+        );
+        out.status.success().then_some(())
+    });
+    assert!(
+        kept.is_some(),
+        "the namespace created before the restart is gone"
+    );
+
+    // SIGTERM: everything stops, in order, and nothing is left.
+    let pids = ks.recorded_pids();
+    ks.signal(Signal::SIGTERM);
+    let exit = ks
+        .wait_exit(Duration::from_secs(120))
+        .expect("kubesup exits on SIGTERM");
+    assert!(
+        exit.success(),
+        "kubesup exit status {exit:?}\n{}",
+        ks.log_tail(40)
+    );
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "processes left after SIGTERM"
+    );
+    let log = std::fs::read_to_string(&ks.log).unwrap_or_default();
+    let stop_order: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" stopped ") || l.contains("stopped component="))
+        .filter_map(|l| {
+            COMPONENTS
+                .iter()
+                .find(|c| l.contains(&format!("component={c} ")))
+                .copied()
+        })
+        .collect();
+    let expected: Vec<&str> = vec![
+        "kube-scheduler",
+        "kube-controller-manager",
+        "kube-apiserver",
+        "etcd",
+    ];
+    let tail: Vec<&str> = stop_order.iter().rev().take(4).rev().copied().collect();
+    let mut sorted_tail = tail.clone();
+    sorted_tail.sort();
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(sorted_tail, sorted_expected, "stop lines: {stop_order:?}");
+    assert_eq!(
+        tail.last(),
+        Some(&"etcd"),
+        "etcd must stop last: {stop_order:?}"
+    );
+    assert_eq!(
+        tail[2], "kube-apiserver",
+        "apiserver stops after its clients: {stop_order:?}"
+    );
+}

@@ -1,0 +1,67 @@
+//! etcd: TLS on the client and peer ports, client-certificate auth on both, metrics on
+//! loopback. A single-member cluster named after the node.
+
+use super::{Built, NodeContext, flag, host_port, path_str};
+use crate::config::KubeVersion;
+use crate::supervise::{Probe, ProbeSpec, TlsProbe};
+
+/// Flannel before v0.17 reads its network config through the etcd v2 API.
+pub fn flannel_uses_etcd_v2(flannel_version: &str) -> bool {
+    KubeVersion::parse(flannel_version).is_some_and(|v| !v.at_least(0, 17))
+}
+
+pub(super) fn build(ctx: &NodeContext) -> Built {
+    let cfg = ctx.cfg;
+    let pki = cfg.paths.pki();
+    let (server, peer, ca) = (pki.etcd_server(), pki.etcd_peer(), pki.etcd_ca());
+    let p = &cfg.ports;
+    let adv = ctx.advertise;
+    let loopback = adv.is_loopback();
+    let client_url = |ip| format!("https://{}", host_port(ip, p.etcd_client));
+    let peer_url = format!("https://{}", host_port(adv, p.etcd_peer));
+    let mut listen = vec![client_url(std::net::IpAddr::from([127, 0, 0, 1]))];
+    if !loopback {
+        listen.push(client_url(adv));
+    }
+    let mut args = vec![
+        flag("name", &cfg.node_name),
+        flag("data-dir", path_str(&cfg.paths.etcd_data_dir())),
+        flag("listen-client-urls", listen.join(",")),
+        flag("advertise-client-urls", client_url(adv)),
+        flag("listen-peer-urls", &peer_url),
+        flag("initial-advertise-peer-urls", &peer_url),
+        flag("initial-cluster", format!("{}={peer_url}", cfg.node_name)),
+        flag("initial-cluster-state", "new"),
+        flag("initial-cluster-token", "kubesup"),
+        flag(
+            "listen-metrics-urls",
+            format!("http://127.0.0.1:{}", p.etcd_metrics),
+        ),
+        flag("cert-file", path_str(&server.cert)),
+        flag("key-file", path_str(&server.key)),
+        flag("client-cert-auth", true),
+        flag("trusted-ca-file", path_str(&ca.cert)),
+        flag("peer-cert-file", path_str(&peer.cert)),
+        flag("peer-key-file", path_str(&peer.key)),
+        flag("peer-client-cert-auth", true),
+        flag("peer-trusted-ca-file", path_str(&ca.cert)),
+        flag("snapshot-count", 10000),
+    ];
+    // etcd 3.6 removed the v2 store; 3.4 and 3.5 serve it only when asked.
+    let etcd_has_v2 = KubeVersion::parse(&ctx.etcd_version).is_some_and(|v| !v.at_least(3, 6));
+    if cfg.network == crate::config::Network::Flannel
+        && flannel_uses_etcd_v2(&ctx.flannel_version)
+        && etcd_has_v2
+    {
+        args.push(flag("enable-v2", true));
+    }
+    let client = pki.etcd_healthcheck_client();
+    let probe = ProbeSpec::new(Probe::Http {
+        url: format!("https://127.0.0.1:{}/health", p.etcd_client),
+        tls: Some(TlsProbe {
+            ca: Some(ca.cert),
+            client: Some((client.cert, client.key)),
+        }),
+    });
+    (args, Vec::new(), Some(probe), Vec::new())
+}

@@ -1,0 +1,64 @@
+//! The node's pod network config for CNI, written once the node has a pod CIDR.
+//!
+//! - `network: flannel`: flanneld leases the node a subnet from etcd and writes it to its
+//!   subnet file; the CNI config is the flannel plugin delegating to a bridge, pointed at that
+//!   file.
+//! - `network: none`: no overlay. The controller-manager allocates each node a `podCIDR` from
+//!   the pod CIDR; kubesup waits for it and writes a bridge + host-local config for it. Routes
+//!   between nodes are the operator's (the test bed adds them as flannel's host-gw backend
+//!   would).
+//!
+//! containerd reads the config directory on every pod sandbox, and kubelet reports the node
+//! `Ready` once a valid config exists, so writing the file is all that is needed.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use tracing::{info, warn};
+
+use crate::components::cni;
+use crate::config::{Config, Network};
+use crate::fsutil;
+use crate::kube::Kube;
+
+pub const CONFLIST: &str = "10-kubesup.conflist";
+
+/// Waits (for as long as kubesup runs) until the node has a pod CIDR, then writes the CNI
+/// config if it is missing or different.
+pub async fn ensure_cni_config(cfg: &Config, kube: &Kube) {
+    let path = cfg.paths.cni_conf_dir().join(CONFLIST);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match node_pod_cidr(kube, &cfg.node_name).await {
+            Ok(Some(cidr)) => {
+                let body = match cfg.network {
+                    Network::None => {
+                        cni::bridge_conflist(cidr, &cfg.paths.cni_ipam_dir(), "kubesup0")
+                    }
+                    Network::Flannel => cni::flannel_conflist(
+                        &cfg.paths.component_dir("flanneld").join("subnet.env"),
+                        &cfg.paths.cni_ipam_dir(),
+                    ),
+                };
+                if std::fs::read_to_string(&path).ok().as_deref() != Some(body.as_str()) {
+                    match fsutil::write_atomic(&path, body.as_bytes(), 0o644) {
+                        Ok(()) => {
+                            info!(pod_cidr = %cidr, path = %path.display(), "wrote the node's CNI config")
+                        }
+                        Err(e) => warn!(error = %e, "cannot write the CNI config"),
+                    }
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "node not readable yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn node_pod_cidr(kube: &Kube, node: &str) -> Result<Option<IpNet>, crate::kube::KubeError> {
+    let n = kube.get(&format!("/api/v1/nodes/{node}")).await?;
+    Ok(n["spec"]["podCIDR"].as_str().and_then(|s| s.parse().ok()))
+}
