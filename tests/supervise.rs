@@ -1,0 +1,605 @@
+//! The supervisor's promises, shown on real processes: `kubesup supervise FILE` running the
+//! fake component. Each test has its own data dir, bounded waits, and a guard that kills
+//! everything it started (kubesup's process group, recorded children, grandchildren) even when
+//! the test fails.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-component");
+
+fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Lines of a `--touch-on-start` file: start times in ns.
+fn starts(path: &Path) -> Vec<u128> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// One `kubesup supervise` and everything it may have started.
+struct Sup {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    data: PathBuf,
+    extra_pids: Vec<i32>,
+}
+
+impl Sup {
+    fn start(yaml: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, yaml)
+    }
+
+    fn start_in(dir: tempfile::TempDir, yaml: &str) -> Self {
+        let data = dir.path().join("data");
+        let file = dir.path().join("children.yaml");
+        std::fs::write(
+            &file,
+            yaml.replace("FAKE", FAKE)
+                .replace("DIR", &dir.path().display().to_string()),
+        )
+        .unwrap();
+        let mut s = Self {
+            child: None,
+            data,
+            dir,
+            extra_pids: Vec::new(),
+        };
+        s.child = Some(s.spawn());
+        s
+    }
+
+    fn spawn(&self) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("kubesup.log"))
+            .unwrap();
+        Command::new(KUBESUP)
+            .arg("supervise")
+            .arg(self.path("children.yaml"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("kubesup.log")).unwrap_or_default()
+    }
+
+    fn status(&self) -> Option<Value> {
+        let out = Command::new(KUBESUP)
+            .args(["status", "--json", "--data-dir"])
+            .arg(&self.data)
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn component(&self, name: &str) -> Option<Value> {
+        let s = self.status()?;
+        s["components"]
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+    }
+
+    fn wait_component(&self, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        wait_for(Duration::from_secs(15), || {
+            self.component(name).filter(|c| f(c))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: {what} did not happen; status {:?}\n{}",
+                self.component(name),
+                self.log()
+            )
+        })
+    }
+
+    fn child_pid(&self, name: &str) -> i32 {
+        self.wait_component(name, "running", |c| c["pid"].is_i64())["pid"]
+            .as_i64()
+            .unwrap() as i32
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let st = wait_for(timeout, || child.try_wait().ok().flatten());
+        if st.is_some() {
+            self.child = None;
+        }
+        st
+    }
+}
+
+impl Drop for Sup {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let rec = std::fs::read_to_string(self.data.join("children.json")).unwrap_or_default();
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&rec) {
+            for r in m.values() {
+                if let Some(p) = r["pid"].as_i64() {
+                    let _ = killpg(Pid::from_raw(p as i32), Signal::SIGKILL);
+                }
+            }
+        }
+        for p in &self.extra_pids {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> i32 {
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    })
+    .unwrap_or_else(|| panic!("no pid in {}", path.display()))
+}
+
+#[test]
+fn a_crashed_child_is_restarted_at_once() {
+    let s = Sup::start(
+        "children:\n  - name: a\n    command: [FAKE, --crash-after, 100ms, --touch-on-start, DIR/a.starts]\n",
+    );
+    let c = s.wait_component("a", "two restarts", |c| c["restarts"].as_u64() >= Some(2));
+    assert!(c["last_exit"].as_str().unwrap().contains("SIGABRT"), "{c}");
+    let t = starts(&s.path("a.starts"));
+    // Lived ~100 ms, then the first restart is immediate: the second start follows the first
+    // by about the child's lifetime, nowhere near a backoff.
+    let gap = (t[1] - t[0]) as f64 / 1e6;
+    assert!((100.0..300.0).contains(&gap), "first restart gap {gap} ms");
+}
+
+#[test]
+fn backoff_grows_is_capped_and_resets_after_a_stable_run() {
+    let s = Sup::start(
+        "children:\n\
+         \x20 - name: flaky\n    command: [FAKE, --exit-after, 20ms, --exit-code, '1', --touch-on-start, DIR/flaky.starts]\n    backoff-max: 2s\n    stable-after: 1s\n\
+         \x20 - name: steady\n    command: [FAKE, --exit-after, 1200ms, --exit-code, '1', --touch-on-start, DIR/steady.starts]\n    backoff-max: 2s\n    stable-after: 1s\n",
+    );
+    let t = wait_for(Duration::from_secs(20), || {
+        let t = starts(&s.path("flaky.starts"));
+        (t.len() >= 8).then_some(t)
+    })
+    .expect("eight starts of the flaky child");
+    let gaps: Vec<f64> = t
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6 - 20.0)
+        .collect();
+    eprintln!("flaky: delays before each restart (ms): {gaps:.0?}");
+    // 0, then 250·2^n·(0.75..1], capped at 2 s.
+    assert!(gaps[0] < 60.0, "first restart must be immediate: {gaps:?}");
+    for (i, nominal) in [
+        (1, 250.0),
+        (2, 500.0),
+        (3, 1000.0),
+        (4, 2000.0),
+        (5, 2000.0),
+        (6, 2000.0),
+    ] {
+        assert!(
+            gaps[i] >= nominal * 0.75 - 10.0 && gaps[i] <= nominal + 80.0,
+            "restart {i}: {:.0} ms, expected about {nominal} ms: {gaps:?}",
+            gaps[i]
+        );
+    }
+    let st = s.component("flaky").unwrap();
+    assert!(
+        matches!(
+            st["state"].as_str(),
+            Some("crash-loop" | "starting" | "running")
+        ),
+        "{st}"
+    );
+    // A child that lives past stable-after restarts immediately every time.
+    let t = wait_for(Duration::from_secs(15), || {
+        let t = starts(&s.path("steady.starts"));
+        (t.len() >= 5).then_some(t)
+    })
+    .expect("five starts of the steady child");
+    for w in t.windows(2) {
+        let delay = (w[1] - w[0]) as f64 / 1e6 - 1200.0;
+        assert!(delay < 150.0, "a stable child waited {delay} ms");
+    }
+}
+
+#[test]
+fn sigterm_stops_the_whole_group_including_grandchildren() {
+    let mut s = Sup::start(
+        "children:\n  - name: a\n    command: [FAKE, --spawn-grandchild, --grandchild-pidfile, DIR/gc.pid]\n",
+    );
+    let gc = read_pid(&s.path("gc.pid"));
+    s.extra_pids.push(gc);
+    let a = s.child_pid("a");
+    assert!(alive(gc));
+    kill(Pid::from_raw(s.pid()), Signal::SIGTERM).unwrap();
+    assert!(
+        s.wait_exit(Duration::from_secs(15))
+            .expect("kubesup exits")
+            .success()
+    );
+    assert!(
+        !alive(a) && !alive(gc),
+        "child {a} or grandchild {gc} survived"
+    );
+}
+
+#[test]
+fn a_child_ignoring_sigterm_is_killed_after_its_grace_period() {
+    let mut s = Sup::start(
+        "children:\n  - name: stubborn\n    command: [FAKE, --ignore-sigterm]\n    grace-period: 1s\n",
+    );
+    let pid = s.child_pid("stubborn");
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    kill(Pid::from_raw(s.pid()), Signal::SIGTERM).unwrap();
+    s.wait_exit(Duration::from_secs(15)).expect("kubesup exits");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(!alive(pid));
+    assert!(s.log().contains("signal 9 (SIGKILL)"), "{}", s.log());
+}
+
+#[test]
+fn a_second_signal_kills_at_once() {
+    let mut s = Sup::start(
+        "children:\n  - name: stubborn\n    command: [FAKE, --ignore-sigterm]\n    grace-period: 30s\n",
+    );
+    let pid = s.child_pid("stubborn");
+    kill(Pid::from_raw(s.pid()), Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    kill(Pid::from_raw(s.pid()), Signal::SIGINT).unwrap();
+    s.wait_exit(Duration::from_secs(10)).expect("kubesup exits");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn nothing_restarts_during_shutdown() {
+    // b stops first (reverse order) and takes its whole 5 s grace; a exits on its own at 4 s,
+    // in the middle of the shutdown, and must stay down.
+    let mut s = Sup::start(
+        "children:\n\
+         \x20 - name: a\n    command: [FAKE, --exit-after, 4s, --touch-on-start, DIR/a.starts]\n\
+         \x20 - name: b\n    command: [FAKE, --ignore-sigterm]\n    depends-on: [a]\n    grace-period: 5s\n",
+    );
+    s.child_pid("b");
+    kill(Pid::from_raw(s.pid()), Signal::SIGTERM).unwrap();
+    s.wait_exit(Duration::from_secs(20)).expect("kubesup exits");
+    assert_eq!(
+        starts(&s.path("a.starts")).len(),
+        1,
+        "a was restarted during shutdown\n{}",
+        s.log()
+    );
+    assert!(s.log().contains("exited during shutdown"), "{}", s.log());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_dependent_starts_only_once_its_dependency_is_ready() {
+    let port = free_port();
+    let s = Sup::start(&format!(
+        "children:\n\
+         \x20 - name: b\n    command: [FAKE, --touch-on-start, DIR/b.starts]\n    depends-on: [a]\n\
+         \x20 - name: a\n    command: [FAKE, --listen, '{port}', --healthz, ok, --ready-after, 1s, --touch-on-start, DIR/a.starts]\n    probe: {{http: 'http://127.0.0.1:{port}/healthz'}}\n"
+    ));
+    s.wait_component("b", "ready", |c| c["ready"] == true);
+    let (a, b) = (starts(&s.path("a.starts")), starts(&s.path("b.starts")));
+    let gap = (b[0] - a[0]) as f64 / 1e6;
+    assert!(
+        gap >= 1000.0,
+        "b started {gap} ms after a, before a was ready"
+    );
+    assert!(gap < 2500.0, "b waited too long: {gap} ms");
+}
+
+#[test]
+fn a_binary_that_cannot_be_executed_is_an_error_and_is_not_retried_in_a_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let noexec = dir.path().join("not-executable");
+    std::fs::write(&noexec, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let s = Sup::start_in(
+        dir,
+        "children:\n  - name: missing\n    command: [/nonexistent/bin/thing]\n  - name: noexec\n    command: [DIR/not-executable]\n",
+    );
+    let m = s.wait_component("missing", "exec-failed", |c| c["state"] == "exec-failed");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/bin/thing"),
+        "{m}"
+    );
+    let n = s.wait_component("noexec", "exec-failed", |c| c["state"] == "exec-failed");
+    assert!(
+        n["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{n}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = s.log();
+    assert_eq!(
+        log.matches("cannot start component=missing").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("ERROR"),
+        "an exec failure is logged at error level:\n{log}"
+    );
+}
+
+#[test]
+fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
+    let mut s = Sup::start(
+        "children:\n  - name: a\n    command: [FAKE]\n  - name: b\n    command: [FAKE, --ignore-sigterm]\n  - name: c\n    command: [FAKE, --spawn-grandchild]\n",
+    );
+    let pids: Vec<i32> = ["a", "b", "c"].iter().map(|n| s.child_pid(n)).collect();
+    kill(Pid::from_raw(s.pid()), Signal::SIGKILL).unwrap();
+    s.wait_exit(Duration::from_secs(5)).expect("kubesup died");
+    let gone = wait_for(Duration::from_secs(2), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "survivors: {:?}",
+        pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+    );
+    s.child = Some(s.spawn());
+    let a = s.child_pid("a");
+    assert!(!pids.contains(&a));
+    s.wait_component("c", "ready", |c| c["ready"] == true);
+}
+
+fn record_of(pid: i32) -> Value {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    let start: u64 = after.split_whitespace().nth(19).unwrap().parse().unwrap();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    serde_json::json!({"pid": pid, "start_time": start, "exe": exe})
+}
+
+#[test]
+fn survivors_recorded_by_a_previous_kubesup_are_swept_and_nothing_else() {
+    let spawn_fake = || {
+        Command::new(FAKE)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let (mut survivor, mut bystander) = (spawn_fake(), spawn_fake());
+    let (sp, bp) = (survivor.id() as i32, bystander.id() as i32);
+    wait_for(Duration::from_secs(5), || {
+        std::fs::read_link(format!("/proc/{bp}/exe"))
+            .ok()
+            .filter(|e| e.ends_with("fake-component"))
+    });
+    wait_for(Duration::from_secs(5), || {
+        std::fs::read_link(format!("/proc/{sp}/exe"))
+            .ok()
+            .filter(|e| e.ends_with("fake-component"))
+    });
+    let mut wrong = record_of(bp);
+    wrong["start_time"] = (wrong["start_time"].as_u64().unwrap() + 1).into();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/children.json"),
+        serde_json::json!({"old": record_of(sp), "recycled": wrong}).to_string(),
+    )
+    .unwrap();
+    let s = Sup::start_in(dir, "children:\n  - name: a\n    command: [FAKE]\n");
+    s.child_pid("a");
+    let reaped = wait_for(Duration::from_secs(5), || {
+        survivor.try_wait().ok().flatten()
+    });
+    assert!(reaped.is_some(), "the recorded survivor was not killed");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a process whose record does not match was touched"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn orphans_of_a_double_fork_are_reaped() {
+    let s = Sup::start(
+        "children:\n  - name: a\n    command: [FAKE, --spawn-grandchild, --double-fork, --grandchild-pidfile, DIR/orphan.pid]\n",
+    );
+    let orphan = read_pid(&s.path("orphan.pid"));
+    // kubesup is the child subreaper: the orphan is its child now.
+    let ppid = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap();
+    let ppid: i32 = ppid
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, s.pid(), "the orphan was not reparented to kubesup");
+    kill(Pid::from_raw(orphan), Signal::SIGKILL).unwrap();
+    let st = wait_for(Duration::from_secs(5), || {
+        s.status()
+            .filter(|st| st["strays_reaped"].as_u64() >= Some(1))
+    });
+    assert!(st.is_some(), "stray not reaped: {:?}", s.status());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{orphan}")).exists(),
+        "zombie left"
+    );
+}
+
+#[test]
+fn a_second_kubesup_on_the_same_data_dir_is_refused() {
+    let s = Sup::start("children:\n  - name: a\n    command: [FAKE]\n");
+    s.child_pid("a");
+    let out = Command::new(KUBESUP)
+        .arg("supervise")
+        .arg(s.path("children.yaml"))
+        .arg("--data-dir")
+        .arg(&s.data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already running") && err.contains(&format!("pid {}", s.pid())),
+        "{err}"
+    );
+}
+
+#[test]
+fn sighup_restarts_only_what_changed() {
+    let s = Sup::start(
+        "children:\n\
+         \x20 - name: a\n    command: [FAKE]\n    config-files: [DIR/a.conf]\n\
+         \x20 - name: b\n    command: [FAKE]\n    config-files: [DIR/b.conf]\n",
+    );
+    let (a, b) = (s.child_pid("a"), s.child_pid("b"));
+    std::fs::write(s.path("a.conf"), "changed").unwrap();
+    kill(Pid::from_raw(s.pid()), Signal::SIGHUP).unwrap();
+    let a2 = s.wait_component("a", "restart", |c| {
+        c["pid"].as_i64().is_some_and(|p| p != a as i64)
+    });
+    assert_eq!(
+        s.component("b").unwrap()["pid"].as_i64(),
+        Some(b as i64),
+        "b was restarted"
+    );
+    assert_eq!(a2["restarts"], 1);
+}
+
+#[test]
+fn a_bad_children_file_is_one_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "children:\n  - name: a\n    commnd: [x]\n").unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(KUBESUP)
+        .arg("supervise")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("unknown field `commnd`"), "{err}");
+    assert!(!data.exists(), "the data dir was created");
+    let out = Command::new(KUBESUP)
+        .arg("supervise")
+        .arg(&file)
+        .args(["--data-dir", "relative"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn output_is_forwarded_to_logs_and_the_socket_is_private() {
+    let s = Sup::start("children:\n  - name: talker\n    command: [FAKE]\n");
+    s.child_pid("talker");
+    let file = s.data.join("logs/talker.log");
+    let text = wait_for(Duration::from_secs(5), || {
+        let t = std::fs::read_to_string(&file).ok()?;
+        (t.contains("stdout fake-component started")
+            && t.contains("stderr fake-component stderr line"))
+        .then_some(t)
+    });
+    assert!(
+        text.is_some(),
+        "log file: {:?}",
+        std::fs::read_to_string(&file)
+    );
+    assert!(
+        s.log().contains("component=\"talker\"") || s.log().contains("component=talker"),
+        "{}",
+        s.log()
+    );
+    let mode = std::fs::metadata(s.data.join("kubesup.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let table = Command::new(KUBESUP)
+        .args(["status", "--data-dir"])
+        .arg(&s.data)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("COMPONENT") && table.contains("talker"),
+        "{table}"
+    );
+}
