@@ -1,0 +1,136 @@
+//! The command line as an operator meets it: help for every subcommand, bad input refused
+//! with one line per problem and exit 2 before anything is written, and a man page that
+//! matches the code.
+
+use std::process::Command;
+
+const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(KUBESUP)
+        .args(args)
+        .env_remove("KUBESUP_CONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        vec!["master"],
+        vec!["worker"],
+        vec!["token", "create"],
+        vec!["token", "list"],
+        vec!["token", "delete"],
+        vec!["status"],
+        vec!["certs", "generate"],
+        vec!["certs", "check"],
+        vec!["certs", "rotate"],
+        vec!["fetch"],
+        vec!["install", "master"],
+        vec!["install", "worker"],
+        vec!["uninstall"],
+        vec!["reset"],
+        vec!["config", "default"],
+        vec!["config", "check"],
+        vec!["completions"],
+        vec!["version"],
+        vec!["supervise"],
+    ] {
+        let mut args = sub.clone();
+        args.push("--help");
+        let out = run(&args);
+        assert!(out.status.success(), "{sub:?} --help failed");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).len() > 100,
+            "{sub:?} --help is too thin"
+        );
+    }
+    let master = String::from_utf8_lossy(&run(&["master", "--help"]).stdout).into_owned();
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--advertise",
+        "--node-name",
+        "--kube-version",
+        "--mirror",
+        "--pod-cidr",
+        "--service-cidr",
+        "--cluster-dns",
+        "--cluster-domain",
+        "--api-port",
+        "--join-port",
+        "--schedulable",
+        "--network",
+        "--log-format",
+    ] {
+        assert!(master.contains(flag), "master --help lacks {flag}");
+    }
+}
+
+#[test]
+fn a_bad_config_exits_2_with_every_problem_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = run(&[
+        "master",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--advertise",
+        "10.0.0.300",
+        "--pod-cidr",
+        "10.3.0.0/16",
+        "--api-port",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines.iter().all(|l| l.starts_with("invalid config: ")),
+        "{err}"
+    );
+    assert!(!data.exists(), "a bad config created the data dir");
+
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "advertize: 10.0.0.1\n").unwrap();
+    let out = run(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `advertize`"));
+    let out = run(&["master", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("advertise: is required on a master"));
+}
+
+#[test]
+fn the_default_config_checks_clean_and_completions_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.yaml");
+    std::fs::write(&file, run(&["config", "default"]).stdout).unwrap();
+    assert!(
+        run(&["config", "check", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        assert!(run(&["completions", shell]).status.success());
+    }
+}
+
+#[test]
+fn the_shipped_man_page_matches_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(&["manpage", "--out-dir", dir.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+    let fresh = std::fs::read_to_string(dir.path().join("kubesup.1")).unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/kubesup.1")).unwrap();
+    assert_eq!(
+        fresh, shipped,
+        "contrib/kubesup.1 is stale: run `kubesup manpage --out-dir contrib`"
+    );
+}
