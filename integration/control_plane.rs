@@ -315,3 +315,96 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         "apiserver stops after its clients: {stop_order:?}"
     );
 }
+
+fn host_kube_chains() -> usize {
+    ["filter", "nat"]
+        .iter()
+        .map(|t| {
+            let out = std::process::Command::new("iptables")
+                .args(["-t", t, "-S"])
+                .output();
+            out.map(|o| String::from_utf8_lossy(&o.stdout).matches("KUBE-").count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn schedulable_master_in_a_network_namespace_goes_ready() {
+    let Some(tb) = Testbed::get() else { return };
+    let host_chains = host_kube_chains();
+    let scratch = Scratch::new("sched");
+    let ns = Netns::new("sched").with_address("10.77.0.2/24");
+    let mirror = Mirror::serve(&ns, &tb);
+    let data = scratch.dir.join("node");
+    let cfg = scratch.dir.join("node.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data-dir: {}\nadvertise: 10.77.0.2\nnode-name: it-sched\nkube-version: {KUBE_VERSION}\n\
+             mirror: {}\nnetwork: none\nschedulable: true\nfetch: {{etcd-version: {ETCD_VERSION}}}\n",
+            data.display(),
+            mirror.url
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let mut ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
+    ks.wait_ready(Duration::from_secs(240));
+    let names: Vec<String> = ks.status().unwrap()["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    for c in ["containerd", "kubelet", "kube-proxy"] {
+        assert!(
+            names.iter().any(|n| n == c),
+            "{c} is not supervised: {names:?}"
+        );
+    }
+    let kc = admin(&data);
+    let ready = wait_for(Duration::from_secs(180), || {
+        let out = kubectl(
+            &tb,
+            &ns,
+            &kc,
+            &[
+                "get",
+                "node",
+                "it-sched",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        (String::from_utf8_lossy(&out.stdout).trim() == "True").then(|| t0.elapsed())
+    });
+    assert!(
+        ready.is_some(),
+        "node never went Ready\n{}",
+        ks.log_tail(60)
+    );
+    eprintln!("node Ready {:?} after kubesup started", ready.unwrap());
+    // kube-proxy's chains live in the test namespace only.
+    let in_ns = ns.exec_ok(&["iptables", "-t", "nat", "-S"]);
+    assert!(
+        in_ns.contains("KUBE-SERVICES"),
+        "no kube-proxy chains in the namespace"
+    );
+    assert_eq!(
+        host_kube_chains(),
+        host_chains,
+        "the host's iptables were touched"
+    );
+
+    let pids = ks.recorded_pids();
+    ks.signal(Signal::SIGTERM);
+    let exit = ks
+        .wait_exit(Duration::from_secs(120))
+        .expect("kubesup exits on SIGTERM");
+    assert!(exit.success(), "{}", ks.log_tail(40));
+    assert!(
+        pids.iter().all(|p| !alive(*p)),
+        "processes left after SIGTERM"
+    );
+}
