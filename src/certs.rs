@@ -10,10 +10,7 @@ use crate::pki::{KubeconfigServers, Pki, PkiError, PkiSpec, Report};
 
 /// The PKI a master with this config needs.
 pub fn pki_spec(cfg: &Config, advertise: IpAddr) -> PkiSpec {
-    let url = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => format!("https://[{v6}]:{}", cfg.api_port),
-        IpAddr::V4(v4) => format!("https://{v4}:{}", cfg.api_port),
-    };
+    let url = |ip: IpAddr| crate::components::https_url(ip, cfg.api_port);
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

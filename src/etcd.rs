@@ -87,10 +87,7 @@ pub fn local_endpoint(port: u16) -> String {
 }
 
 pub fn endpoint(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
-        IpAddr::V4(v4) => format!("https://{v4}:{port}"),
-    }
+    crate::components::https_url(ip, port)
 }
 
 /// Asks etcd for its status (the readiness gate before anything is written to it).

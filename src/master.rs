@@ -84,7 +84,7 @@ impl Build {
             cfg: &self.cfg,
             role: self.role,
             advertise: self.advertise,
-            api_servers: vec![api_url(self.advertise, self.cfg.api_port)],
+            api_servers: vec![components::https_url(self.advertise, self.cfg.api_port)],
             etcd_servers: vec![crate::etcd::local_endpoint(self.cfg.ports.etcd_client)],
             etcd_version: self.manifest.etcd_version.clone(),
             flannel_version: self.manifest.flannel_version.clone(),
@@ -127,13 +127,6 @@ fn containerd_binary(cfg: &Config, fetched: &FetchedSet) -> Result<BinaryRef, Ma
         path,
         argv_prefix: Vec::new(),
     })
-}
-
-pub fn api_url(ip: IpAddr, port: u16) -> String {
-    match ip {
-        IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
-        IpAddr::V4(v4) => format!("https://{v4}:{port}"),
-    }
 }
 
 /// The ports this node's components listen on, with the config key that sets each.

@@ -1,7 +1,7 @@
 //! etcd: TLS on the client and peer ports, client-certificate auth on both, metrics on
 //! loopback. A single-member cluster named after the node.
 
-use super::{Built, NodeContext, flag, host_port, path_str};
+use super::{Built, NodeContext, flag, https_url, path_str};
 use crate::config::KubeVersion;
 use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 
@@ -17,8 +17,8 @@ pub(super) fn build(ctx: &NodeContext) -> Built {
     let p = &cfg.ports;
     let adv = ctx.advertise;
     let loopback = adv.is_loopback();
-    let client_url = |ip| format!("https://{}", host_port(ip, p.etcd_client));
-    let peer_url = format!("https://{}", host_port(adv, p.etcd_peer));
+    let client_url = |ip| https_url(ip, p.etcd_client);
+    let peer_url = https_url(adv, p.etcd_peer);
     let mut listen = vec![client_url(std::net::IpAddr::from([127, 0, 0, 1]))];
     if !loopback {
         listen.push(client_url(adv));

@@ -283,8 +283,13 @@ fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `https://host:port`, bracketing IPv6.
+pub fn https_url(ip: IpAddr, port: u16) -> String {
+    format!("https://{}", host_port(ip, port))
+}
+
 /// `host:port`, bracketing IPv6.
-fn host_port(ip: IpAddr, port: u16) -> String {
+pub fn host_port(ip: IpAddr, port: u16) -> String {
     match ip {
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
         IpAddr::V4(v4) => format!("{v4}:{port}"),

@@ -400,19 +400,15 @@ pub fn next(
             });
         }
         (Phase::Running { pid, ready, .. }, Event::Stop { at }) => {
-            if ready {
-                actions.push(Action::Ready(false));
-            }
-            s.phase = Phase::Stopping {
+            begin_stop(
+                &mut s,
+                &mut actions,
                 pid,
-                killed: false,
-                then: AfterStop::Stay,
-            };
-            actions.push(Action::SignalGroup {
-                pid,
-                sig: Sig::Term,
-            });
-            actions.push(Action::SetTimer(at + policy.grace_period));
+                ready,
+                AfterStop::Stay,
+                at,
+                policy,
+            );
         }
         (Phase::Stopping { pid, killed, .. }, Event::Stop { .. }) => {
             s.phase = Phase::Stopping {
@@ -453,19 +449,15 @@ pub fn next(
             }
         }
         (Phase::Running { pid, ready, .. }, Event::Restart { at }) if !s.shutting_down => {
-            if ready {
-                actions.push(Action::Ready(false));
-            }
-            s.phase = Phase::Stopping {
+            begin_stop(
+                &mut s,
+                &mut actions,
                 pid,
-                killed: false,
-                then: AfterStop::Restart,
-            };
-            actions.push(Action::SignalGroup {
-                pid,
-                sig: Sig::Term,
-            });
-            actions.push(Action::SetTimer(at + policy.grace_period));
+                ready,
+                AfterStop::Restart,
+                at,
+                policy,
+            );
         }
         (
             Phase::Backoff { .. } | Phase::ExecFailed { .. } | Phase::Stopped,
@@ -480,6 +472,32 @@ pub fn next(
         _ => {}
     }
     (s, actions)
+}
+
+/// A graceful stop of a running child: SIGTERM to its group now, SIGKILL when the grace
+/// period ends (the Timer event), then `then`.
+fn begin_stop(
+    s: &mut UnitState,
+    actions: &mut Vec<Action>,
+    pid: i32,
+    ready: bool,
+    then: AfterStop,
+    at: Instant,
+    policy: &Policy,
+) {
+    if ready {
+        actions.push(Action::Ready(false));
+    }
+    s.phase = Phase::Stopping {
+        pid,
+        killed: false,
+        then,
+    };
+    actions.push(Action::SignalGroup {
+        pid,
+        sig: Sig::Term,
+    });
+    actions.push(Action::SetTimer(at + policy.grace_period));
 }
 
 #[cfg(test)]
