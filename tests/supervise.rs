@@ -603,3 +603,27 @@ fn output_is_forwarded_to_logs_and_the_socket_is_private() {
         "{table}"
     );
 }
+
+#[test]
+fn a_child_that_keeps_failing_its_health_check_is_restarted() {
+    // flap:6 answers ok six times, then fails six times: ready first, then three failed
+    // liveness probes in a row, and a restart.
+    let port = free_port();
+    let s = Sup::start(&format!(
+        "children:\n  - name: sick\n    command: [FAKE, --listen, '{port}', --healthz, 'flap:6', --touch-on-start, DIR/sick.starts]\n    probe: {{http: 'http://127.0.0.1:{port}/healthz'}}\n    probe-period: 100ms\n    liveness-failures: 3\n    grace-period: 1s\n"
+    ));
+    s.wait_component("sick", "ready", |c| c["ready"] == true);
+    let c = s.wait_component("sick", "a liveness restart", |c| {
+        c["restarts"].as_u64() >= Some(1)
+    });
+    assert!(
+        c["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("health checks failed")
+            || s.log().contains("health check failed"),
+        "{c}\n{}",
+        s.log()
+    );
+    assert!(starts(&s.path("sick.starts")).len() >= 2);
+}
