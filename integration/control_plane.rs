@@ -397,14 +397,59 @@ fn schedulable_master_in_a_network_namespace_goes_ready() {
         "the host's iptables were touched"
     );
 
+    // `kubesup reset` on the running node: it stops kubesup through the control socket, and
+    // leaves no process, mount, kube-proxy chain or file behind.
     let pids = ks.recorded_pids();
-    ks.signal(Signal::SIGTERM);
+    let reset = ns
+        .command(&kubesup_bin())
+        .args(["reset", "--yes", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        reset.status.success(),
+        "reset failed: {}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
     let exit = ks
         .wait_exit(Duration::from_secs(120))
-        .expect("kubesup exits on SIGTERM");
+        .expect("kubesup stopped by reset");
     assert!(exit.success(), "{}", ks.log_tail(40));
     assert!(
         pids.iter().all(|p| !alive(*p)),
-        "processes left after SIGTERM"
+        "processes left after reset"
     );
+    assert!(!data.exists(), "the data dir survived reset");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&data.display().to_string()),
+        "mounts left after reset"
+    );
+    let chains = ns.exec_ok(&["iptables", "-t", "nat", "-S"]);
+    assert!(
+        !chains.contains("KUBE-"),
+        "kube-proxy chains left after reset:\n{chains}"
+    );
+    let links = ns.exec_ok(&["ip", "-o", "link"]);
+    assert!(
+        !links.contains("kubesup0") && !links.contains("flannel.1"),
+        "{links}"
+    );
+    let again = ns
+        .command(&kubesup_bin())
+        .args(["reset", "--yes", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "a second reset must be harmless");
+    assert_eq!(
+        host_kube_chains(),
+        host_chains,
+        "the host's iptables were touched"
+    );
+
+    // And a new master starts clean on the same data dir.
+    drop(ks);
+    let ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
+    ks.wait_ready(Duration::from_secs(240));
 }

@@ -103,11 +103,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(crate::master::run(cfg, a.ignore_preflight, reload))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker(_)
-        | Command::Token(_)
-        | Command::Install(_)
-        | Command::Uninstall(_)
-        | Command::Reset(_) => {
+        Command::Reset(a) => {
+            let paths = node_paths(&a.node)?;
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            let plan = crate::reset::plan(&paths);
+            if !a.yes {
+                println!("kubesup reset will:");
+                for step in &plan {
+                    println!("  - {step}");
+                }
+                if !std::io::stdin().is_terminal() {
+                    bail!("not confirmed: rerun with --yes to reset without a prompt");
+                }
+                print!("Proceed? [y/N] ");
+                use std::io::Write;
+                std::io::stdout().flush()?;
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    println!("nothing changed");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            runtime()?.block_on(crate::reset::run(&paths))?;
+            println!("reset {}", paths.data_dir().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(_) | Command::Token(_) | Command::Install(_) | Command::Uninstall(_) => {
             bail!("this subcommand is not available in this build yet")
         }
     }

@@ -30,4 +30,5 @@ pub mod node;
 pub mod paths;
 pub mod pki;
 pub mod preflight;
+pub mod reset;
 pub mod supervise;

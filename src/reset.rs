@@ -1,0 +1,301 @@
+//! `kubesup reset`: undo everything kubesup created on this node, and nothing else.
+//!
+//! In order, each step bounded in time, each harmless when there is nothing to do (so running
+//! it twice is fine):
+//! 1. ask a running kubesup to stop through its control socket, and wait for its lock to free;
+//! 2. kill leftover children recorded in the pid file (pid, start time and executable must
+//!    all match, so a recycled PID is never touched);
+//! 3. unmount everything kubelet mounted below the data dir, deepest first;
+//! 4. remove kube-proxy's iptables chains with kube-proxy's own `--cleanup` (it knows exactly
+//!    which chains are its own), in the network namespace kubesup ran in;
+//! 5. delete the network interfaces kubesup's CNI config and flannel create (`kubesup0`,
+//!    `flannel.1`), if present;
+//! 6. delete the data dir, PKI included.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::paths::Paths;
+use crate::supervise::{Exec, Procs, control, lock::DataDirLock, pidfile};
+
+/// Chains kubelet creates by name (kubelet_network_linux.go), and kube-proxy's canary, which
+/// `kube-proxy --cleanup` leaves behind.
+pub const KUBELET_CHAINS: [&str; 6] = [
+    "KUBE-KUBELET-CANARY",
+    "KUBE-PROXY-CANARY",
+    "KUBE-MARK-DROP",
+    "KUBE-MARK-MASQ",
+    "KUBE-POSTROUTING",
+    "KUBE-FIREWALL",
+];
+
+/// Interfaces kubesup's network setups create.
+pub const INTERFACES: [&str; 2] = ["kubesup0", "flannel.1"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResetError {
+    #[error("kubesup (pid file {0}) did not stop within 3 minutes; stop it and retry")]
+    StillRunning(PathBuf),
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} is not a kubesup data dir (no kubesup.lock, pki/ or bin/ in it); refusing to delete it"
+    )]
+    NotKubesup(PathBuf),
+}
+
+/// What reset would remove, for the confirmation prompt.
+pub fn plan(paths: &Paths) -> Vec<String> {
+    let dir = paths.data_dir();
+    let mut out = Vec::new();
+    if paths.control_socket().exists() {
+        out.push(format!("stop the kubesup running on {}", dir.display()));
+    }
+    if paths.pid_file().exists() {
+        out.push("kill leftover components recorded in children.json".into());
+    }
+    let mounts = mounts_below(dir);
+    if !mounts.is_empty() {
+        out.push(format!(
+            "unmount {} mounts below {}",
+            mounts.len(),
+            dir.display()
+        ));
+    }
+    out.push(
+        "remove kube-proxy's iptables chains (kube-proxy --cleanup), if kube-proxy was fetched"
+            .into(),
+    );
+    for i in INTERFACES {
+        if Path::new("/sys/class/net").join(i).exists() {
+            out.push(format!("delete network interface {i}"));
+        }
+    }
+    if dir.exists() {
+        out.push(format!(
+            "delete {} (binaries, PKI, etcd data, logs)",
+            dir.display()
+        ));
+    }
+    out
+}
+
+/// Whether `dir` looks like a kubesup data dir (so a typo in `--data-dir` cannot delete an
+/// unrelated directory).
+fn is_kubesup_dir(paths: &Paths) -> bool {
+    paths.lock_file().exists()
+        || paths.pki().dir().exists()
+        || paths.data_dir().join("bin").exists()
+}
+
+pub async fn run(paths: &Paths) -> Result<(), ResetError> {
+    let dir = paths.data_dir();
+    if dir.exists() && !is_kubesup_dir(paths) {
+        return Err(ResetError::NotKubesup(dir.to_path_buf()));
+    }
+    // 1. A running kubesup stops its components in order; wait until its lock is free.
+    if paths.control_socket().exists() {
+        match control::request(&paths.control_socket(), "stop").await {
+            Ok(_) => info!("asked the running kubesup to stop"),
+            Err(e) => info!(error = %e, "no running kubesup answered"),
+        }
+    }
+    if dir.exists() {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            match DataDirLock::acquire(&paths.lock_file()) {
+                Ok(lock) => {
+                    drop(lock);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(_) => return Err(ResetError::StillRunning(paths.lock_file())),
+            }
+        }
+    }
+    // 2. Survivors of a kubesup that was killed.
+    let swept = pidfile::sweep(&paths.pid_file(), Duration::from_secs(10));
+    if swept > 0 {
+        info!(count = swept, "killed leftover components");
+    }
+    // 3. kubelet's mounts (volumes, its bind-mounted root dir), deepest first.
+    for m in mounts_below(dir) {
+        match nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => info!(mount = %m.display(), "unmounted"),
+            Err(e) => warn!(mount = %m.display(), error = %e, "cannot unmount"),
+        }
+    }
+    // 4. kube-proxy's chains, by kube-proxy itself.
+    if let Some(proxy) = fetched_binary(paths, "kube-proxy") {
+        run_bounded(&proxy, &["--cleanup"]).await;
+        remove_kubelet_chains().await;
+    }
+    // 5. Interfaces.
+    for i in INTERFACES {
+        if Path::new("/sys/class/net").join(i).exists() {
+            if let Some(ip) = crate::preflight::which("ip") {
+                run_bounded(&ip, &["link", "delete", i]).await;
+            }
+        }
+    }
+    // 6. The data dir.
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|source| ResetError::Remove {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        info!(dir = %dir.display(), "deleted");
+    }
+    Ok(())
+}
+
+/// Deletes the rules that jump to kubelet's chains, then the chains, in every table.
+async fn remove_kubelet_chains() {
+    let Some(iptables) = crate::preflight::which("iptables") else {
+        return;
+    };
+    for table in ["filter", "nat", "mangle"] {
+        let Some(rules) = capture(&iptables, &["-t", table, "-S"]).await else {
+            continue;
+        };
+        let ours = |chain: &str| KUBELET_CHAINS.contains(&chain);
+        for rule in rules.lines() {
+            let words: Vec<&str> = rule.split_whitespace().collect();
+            let jumps_to_ours = words
+                .windows(2)
+                .any(|w| (w[0] == "-j" || w[0] == "-g") && ours(w[1]));
+            // Rules inside our chains go with the chains; rules elsewhere that jump into
+            // them must go first, or the chains cannot be deleted.
+            if words.first() == Some(&"-A")
+                && jumps_to_ours
+                && !words.get(1).is_some_and(|c| ours(c))
+            {
+                let mut args = vec!["-t", table, "-D"];
+                args.extend(&words[1..]);
+                run_bounded(&iptables, &args).await;
+            }
+        }
+        for chain in KUBELET_CHAINS {
+            if rules.lines().any(|l| l == format!("-N {chain}")) {
+                run_bounded(&iptables, &["-t", table, "-F", chain]).await;
+                run_bounded(&iptables, &["-t", table, "-X", chain]).await;
+            }
+        }
+    }
+}
+
+async fn capture(program: &Path, args: &[&str]) -> Option<String> {
+    let exec = Exec {
+        program: program.to_path_buf(),
+        args: args.iter().map(Into::into).collect(),
+        env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
+        cwd: None,
+    };
+    let procs = Procs::global().ok()?;
+    match tokio::time::timeout(Duration::from_secs(30), procs.output(exec)).await {
+        Ok(Ok((_, out, _))) => Some(out),
+        _ => None,
+    }
+}
+
+/// Any version's fetched copy of a binary.
+fn fetched_binary(paths: &Paths, name: &str) -> Option<PathBuf> {
+    let bin = paths.data_dir().join("bin");
+    std::fs::read_dir(bin)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(name))
+        .find(|p| p.exists())
+}
+
+async fn run_bounded(program: &Path, args: &[&str]) {
+    if !program.exists() {
+        return;
+    }
+    let exec = Exec {
+        program: program.to_path_buf(),
+        args: args.iter().map(Into::into).collect(),
+        env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
+        cwd: None,
+    };
+    let Ok(procs) = Procs::global() else { return };
+    match tokio::time::timeout(Duration::from_secs(60), procs.output(exec)).await {
+        Ok(Ok((exit, _, err))) => {
+            info!(program = %program.display(), ?args, %exit, stderr = %err.trim(), "ran")
+        }
+        Ok(Err(e)) => warn!(program = %program.display(), error = %e, "cannot run"),
+        Err(_) => warn!(program = %program.display(), "timed out"),
+    }
+}
+
+/// Mount points at or below `dir`, deepest first.
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(unescape_mount)
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+fn unescape_mount(s: &str) -> PathBuf {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    PathBuf::from(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_paths_are_unescaped() {
+        assert_eq!(unescape_mount("/a\\040b/c"), PathBuf::from("/a b/c"));
+        assert_eq!(unescape_mount("/plain"), PathBuf::from("/plain"));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_directory_that_is_not_a_kubesup_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("precious"), "x").unwrap();
+        let err = run(&Paths::new(dir.path())).await.unwrap_err();
+        assert!(matches!(err, ResetError::NotKubesup(_)));
+        assert!(dir.path().join("precious").exists());
+    }
+
+    #[tokio::test]
+    async fn twice_is_harmless() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("pki")).unwrap();
+        let p = Paths::new(&data);
+        run(&p).await.unwrap();
+        assert!(!data.exists());
+        run(&p).await.unwrap();
+    }
+}
