@@ -193,6 +193,49 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         String::from_utf8_lossy(&status.stdout)
     );
 
+    // Join tokens live in etcd: the token pins the CA's public key, the list never shows a
+    // secret, a TTL is enforced by an etcd lease, and delete removes it.
+    let token_cmd = |args: &[&str]| {
+        ns.command(&kubesup_bin())
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = token_cmd(&["create", "--ttl", "1h", "--description", "e2e"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let parsed = kubesup::join::token::Token::parse(&token).expect("a well-formed token");
+    let ca = std::fs::read_to_string(data.join("pki/ca.crt")).unwrap();
+    assert_eq!(parsed.ca_pin, kubesup::join::token::ca_pin(&ca).unwrap());
+    let short = token_cmd(&["create", "--ttl", "2s"]);
+    let short =
+        kubesup::join::token::Token::parse(String::from_utf8_lossy(&short.stdout).trim()).unwrap();
+    let list = String::from_utf8_lossy(&token_cmd(&["list"]).stdout).into_owned();
+    assert!(
+        list.contains(&parsed.id) && list.contains("e2e") && list.contains(&short.id),
+        "{list}"
+    );
+    assert!(
+        !list.contains(&token[token.len() - 16..]),
+        "token list shows a secret"
+    );
+    let expired = wait_for(Duration::from_secs(15), || {
+        let list = String::from_utf8_lossy(&token_cmd(&["list"]).stdout).into_owned();
+        (!list.contains(&short.id)).then_some(())
+    });
+    assert!(expired.is_some(), "the 2 s token outlived its lease");
+    assert!(token_cmd(&["delete", &parsed.id]).status.success());
+    let again = token_cmd(&["delete", &parsed.id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no join token with id"));
+
     // Data that must survive restarts.
     let created = kubectl(
         &tb,

@@ -129,7 +129,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             println!("reset {}", paths.data_dir().display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker(_) | Command::Token(_) | Command::Install(_) | Command::Uninstall(_) => {
+        Command::Token(t) => {
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            runtime()?.block_on(token(t))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(_) | Command::Install(_) | Command::Uninstall(_) => {
             bail!("this subcommand is not available in this build yet")
         }
     }
@@ -251,6 +256,81 @@ async fn fetch(cfg: Config, a: crate::cli::FetchArgs) -> Result<()> {
             summary.binaries,
             summary.bytes
         );
+    }
+    Ok(())
+}
+
+/// `kubesup token ...`, against the etcd of the master on this data dir.
+async fn token(cmd: crate::cli::TokenCommand) -> Result<()> {
+    use crate::cli::TokenCommand;
+    use crate::join::{store, token::Token};
+    let node = match &cmd {
+        TokenCommand::Create { node, .. }
+        | TokenCommand::List { node }
+        | TokenCommand::Delete { node, .. } => node,
+    };
+    let cfg = load_config(&node.common(), None)?;
+    let pki = cfg.paths.pki();
+    let client_cert = pki.apiserver_etcd_client();
+    let tls = crate::etcd::EtcdTls {
+        ca: pki.etcd_ca().cert,
+        cert: client_cert.cert,
+        key: client_cert.key,
+    };
+    let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
+    let mut etcd = crate::etcd::connect(&endpoint, &tls)
+        .await
+        .with_context(|| {
+            format!(
+                "is `kubesup master` running on {}?",
+                cfg.paths.data_dir().display()
+            )
+        })?;
+    match cmd {
+        TokenCommand::Create {
+            ttl, description, ..
+        } => {
+            let ttl = match ttl.trim() {
+                "0" => std::time::Duration::ZERO,
+                t => humantime::parse_duration(t).with_context(|| {
+                    format!("--ttl {t:?} is not a duration; use e.g. 24h, 30m, or 0 for never")
+                })?,
+            };
+            let ca_pem = std::fs::read_to_string(pki.ca().cert)
+                .with_context(|| format!("reading {}", pki.ca().cert.display()))?;
+            let pin = crate::join::token::ca_pin(&ca_pem)?;
+            let token = Token::generate(&pin);
+            let rec = store::create(&mut etcd, &token, ttl, description).await?;
+            if ttl.is_zero() {
+                eprintln!(
+                    "warning: this token never expires; delete it with `kubesup token delete {}` when done",
+                    rec.id
+                );
+            }
+            // The only time the secret is ever shown.
+            println!("{}", token.expose());
+        }
+        TokenCommand::List { .. } => {
+            let mut rows = store::list(&mut etcd).await?;
+            rows.sort_by(|a, b| a.created.cmp(&b.created));
+            println!(
+                "{:<8} {:<22} {:<22} DESCRIPTION",
+                "ID", "CREATED", "EXPIRES"
+            );
+            for r in rows {
+                println!(
+                    "{:<8} {:<22} {:<22} {}",
+                    r.id,
+                    r.created,
+                    r.expires.as_deref().unwrap_or("never"),
+                    r.description.as_deref().unwrap_or("")
+                );
+            }
+        }
+        TokenCommand::Delete { id, .. } => {
+            store::delete(&mut etcd, &id).await?;
+            println!("deleted token {id}");
+        }
     }
     Ok(())
 }
