@@ -6,5 +6,7 @@
 //! Invariants: a token's secret is never logged or stored (only its SHA-256), and is compared
 //! in constant time.
 
+pub mod client;
+pub mod server;
 pub mod store;
 pub mod token;

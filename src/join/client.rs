@@ -1,0 +1,182 @@
+//! The joining side: a worker proves nothing until it has checked the master's CA.
+//!
+//! 1. `GET /v1/ca` over TLS *without* verification (the worker trusts nothing yet), then check
+//!    the bundle's public key against the pin in the token. A mismatch stops here, before the
+//!    secret is ever sent.
+//! 2. Make the node's keys locally and CSRs for them.
+//! 3. `POST /v1/join` over TLS verified against that CA, with the token's secret as bearer.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
+
+use super::server::{JoinRequest, JoinResponse};
+use super::token::{Token, ca_pin};
+use crate::pki::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "the CA served by {url} does not match the token (pin {expected}, served {got}): the token is for another cluster, or something is intercepting the connection; nothing was sent"
+    )]
+    PinMismatch {
+        url: String,
+        expected: String,
+        got: String,
+    },
+    #[error("cannot reach the join API at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("the master refused to join this node ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("cannot make this node's keys or CSRs: {0}")]
+    Csr(String),
+    #[error("the master's answer is unreadable: {0}")]
+    Answer(String),
+}
+
+/// This node's private keys, made here and never sent anywhere.
+pub struct NodeKeys {
+    pub kubelet_client: Secret,
+    pub kubelet_serving: Secret,
+    pub kube_proxy: Secret,
+}
+
+pub struct Joined {
+    pub keys: NodeKeys,
+    pub response: JoinResponse,
+}
+
+fn client(verify_with: Option<&str>) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(5));
+    b = match verify_with {
+        Some(ca) => {
+            let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?;
+            b.tls_certs_only([cert])
+        }
+        // Only for the CA bundle, whose authenticity the pin establishes.
+        None => b.tls_danger_accept_invalid_certs(true),
+    };
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Fetches the CA bundle and checks it against the token's pin.
+pub async fn fetch_ca(join_url: &str, token: &Token) -> Result<String, ClientError> {
+    let url = format!("{}/v1/ca", join_url.trim_end_matches('/'));
+    let unreachable = |message: String| ClientError::Unreachable {
+        url: url.clone(),
+        message,
+    };
+    let ca = client(None)
+        .map_err(&unreachable)?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .text()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let got = ca_pin(&ca).map_err(|e| ClientError::Answer(e.to_string()))?;
+    if got != token.ca_pin {
+        return Err(ClientError::PinMismatch {
+            url,
+            expected: token.ca_pin.clone(),
+            got,
+        });
+    }
+    Ok(ca)
+}
+
+fn csr(
+    key: &KeyPair,
+    cn: &str,
+    org: Option<&str>,
+    sans: Vec<SanType>,
+) -> Result<String, ClientError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    if let Some(o) = org {
+        dn.push(DnType::OrganizationName, o);
+    }
+    params.distinguished_name = dn;
+    params.subject_alt_names = sans;
+    params
+        .serialize_request(key)
+        .and_then(|r| r.pem())
+        .map_err(|e| ClientError::Csr(e.to_string()))
+}
+
+/// Makes this node's keys and CSRs and asks the master to sign them.
+pub async fn join(
+    join_url: &str,
+    token: &Token,
+    node_name: &str,
+    node_ips: &[IpAddr],
+) -> Result<Joined, ClientError> {
+    let ca = fetch_ca(join_url, token).await?;
+    let gen_key = || KeyPair::generate().map_err(|e| ClientError::Csr(e.to_string()));
+    let (kc, ks, kp) = (gen_key()?, gen_key()?, gen_key()?);
+    let mut serving_sans =
+        vec![SanType::DnsName(node_name.try_into().map_err(
+            |e: rcgen::Error| ClientError::Csr(e.to_string()),
+        )?)];
+    serving_sans.extend(node_ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    let request = JoinRequest {
+        node_name: node_name.to_string(),
+        node_ips: node_ips.to_vec(),
+        kubelet_client_csr: csr(
+            &kc,
+            &format!("system:node:{node_name}"),
+            Some("system:nodes"),
+            vec![],
+        )?,
+        kubelet_serving_csr: csr(
+            &ks,
+            &format!("system:node:{node_name}"),
+            Some("system:nodes"),
+            serving_sans,
+        )?,
+        kube_proxy_csr: csr(&kp, "system:kube-proxy", None, vec![])?,
+    };
+    let url = format!("{}/v1/join", join_url.trim_end_matches('/'));
+    let unreachable = |message: String| ClientError::Unreachable {
+        url: url.clone(),
+        message,
+    };
+    let bearer = token.expose();
+    let bearer = bearer.split_once("::").map(|(_, c)| c).unwrap_or_default();
+    let resp = client(Some(&ca))
+        .map_err(&unreachable)?
+        .post(&url)
+        .bearer_auth(bearer)
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| unreachable(e.to_string()))?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(text);
+        return Err(ClientError::Refused {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    let response: JoinResponse =
+        serde_json::from_str(&text).map_err(|e| ClientError::Answer(e.to_string()))?;
+    Ok(Joined {
+        keys: NodeKeys {
+            kubelet_client: Secret::new(kc.serialize_pem()),
+            kubelet_serving: Secret::new(ks.serialize_pem()),
+            kube_proxy: Secret::new(kp.serialize_pem()),
+        },
+        response,
+    })
+}

@@ -1,0 +1,419 @@
+//! The join API, served by a master over TLS (its `join-server` certificate, from the cluster
+//! CA) on `--join-port`.
+//!
+//! - `GET /v1/ca` — unauthenticated: the cluster CA bundle. A worker checks it against the pin
+//!   in its token before it sends anything secret.
+//! - `POST /v1/join` — `Authorization: Bearer <id>.<secret>`, a JSON body with the node's
+//!   name, addresses and CSRs made on the worker (its private keys never leave it). Answers
+//!   the signed kubelet client and serving certificates, kube-proxy's certificate, and what the
+//!   node needs to run.
+//!
+//! Security: secrets are compared in constant time against a stored hash; failed attempts are
+//! rate-limited per source address; bodies are size- and time-limited; a node name that
+//! already joined with another key is refused unless the master runs with `--force`; every
+//! request is logged, never with a secret or a key.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use super::store::TokenRecord;
+use super::token::secret_matches;
+use crate::pki::{LoadedCa, NodeCertKind, NodeIdentity, sign_node_csr};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Failed attempts allowed per source address per window, before it is refused outright.
+pub const MAX_FAILURES: u32 = 10;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on the join port {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the join server certificate or key is unusable: {0}")]
+    Tls(String),
+}
+
+/// What a node needs to run, besides its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub api_servers: Vec<String>,
+    pub etcd_servers: Vec<String>,
+    pub cluster_dns: String,
+    pub cluster_domain: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub network: String,
+    pub kube_version: String,
+    pub etcd_version: Option<String>,
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node_name: String,
+    pub node_ips: Vec<IpAddr>,
+    pub kubelet_client_csr: String,
+    pub kubelet_serving_csr: String,
+    pub kube_proxy_csr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub ca: String,
+    pub kubelet_client_cert: String,
+    pub kubelet_serving_cert: String,
+    pub kube_proxy_cert: String,
+    pub cluster: ClusterInfo,
+}
+
+/// Where tokens and joined nodes are kept: etcd on a master, memory in tests and benchmarks.
+pub enum Backend {
+    Etcd(Box<etcd_client::Client>),
+    Memory(Mutex<MemoryBackend>),
+}
+
+#[derive(Default)]
+pub struct MemoryBackend {
+    pub tokens: HashMap<String, TokenRecord>,
+    pub nodes: HashMap<String, String>,
+}
+
+const NODES: &str = "/kubesup/nodes/";
+
+impl Backend {
+    async fn token(&self, id: &str) -> Option<TokenRecord> {
+        match self {
+            Self::Etcd(c) => super::store::get(&mut c.clone(), id).await.ok().flatten(),
+            Self::Memory(m) => m.lock().ok()?.tokens.get(id).cloned(),
+        }
+    }
+
+    async fn node_key(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Etcd(c) => {
+                let resp = c.clone().get(format!("{NODES}{name}"), None).await.ok()?;
+                resp.kvs()
+                    .first()
+                    .and_then(|kv| kv.value_str().ok().map(String::from))
+            }
+            Self::Memory(m) => m.lock().ok()?.nodes.get(name).cloned(),
+        }
+    }
+
+    async fn set_node_key(&self, name: &str, pin: &str) -> bool {
+        match self {
+            Self::Etcd(c) => c
+                .clone()
+                .put(format!("{NODES}{name}"), pin, None)
+                .await
+                .is_ok(),
+            Self::Memory(m) => m
+                .lock()
+                .map(|mut m| m.nodes.insert(name.to_string(), pin.to_string()))
+                .is_ok(),
+        }
+    }
+}
+
+pub struct JoinContext {
+    pub ca: LoadedCa,
+    pub cluster: ClusterInfo,
+    pub backend: Backend,
+    /// Let a node name rejoin with a new key (`kubesup master --force`).
+    pub force: bool,
+    pub leaf_validity: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl JoinContext {
+    pub fn new(
+        ca: LoadedCa,
+        cluster: ClusterInfo,
+        backend: Backend,
+        force: bool,
+        leaf_validity: Duration,
+    ) -> Self {
+        Self {
+            ca,
+            cluster,
+            backend,
+            force,
+            leaf_validity,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limited(&self, ip: IpAddr) -> bool {
+        let Ok(f) = self.failures.lock() else {
+            return true;
+        };
+        f.get(&ip)
+            .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        if let Ok(mut f) = self.failures.lock() {
+            let e = f.entry(ip).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= FAILURE_WINDOW {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+    }
+}
+
+/// TLS settings from the join-server certificate and key (PEM).
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, ServerError> {
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let key = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .ok_or_else(|| ServerError::Tls("no private key in the key file".into()))?;
+    // Two crypto providers are compiled in (tonic, under etcd-client, brings ring), so rustls
+    // cannot pick one by itself: use aws-lc-rs, the one the PKI signs with.
+    rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| ServerError::Tls(e.to_string()))
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, ctx: Arc<JoinContext>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "join server accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, ctx) = (acceptor.clone(), ctx.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(REQUEST_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), peer.ip(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        serde_json::json!({ "error": message }).to_string(),
+        "application/json",
+    )
+}
+
+async fn handle(
+    ctx: Arc<JoinContext>,
+    peer: IpAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = match (method.clone(), path.as_str()) {
+        (Method::GET, "/v1/ca") => reply(
+            StatusCode::OK,
+            ctx.ca.cert_pem().to_string(),
+            "application/x-pem-file",
+        ),
+        (Method::POST, "/v1/join") => join(&ctx, peer, req).await,
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+    };
+    info!(%peer, %method, path, status = resp.status().as_u16(), "join api request");
+    Ok(resp)
+}
+
+async fn join(
+    ctx: &JoinContext,
+    peer: IpAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    if ctx.limited(peer) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; wait a minute",
+        );
+    }
+    // One message for every authentication failure, so nobody can probe which ids exist.
+    let unauthorized = |ctx: &JoinContext| {
+        ctx.failed(peer);
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid, expired or revoked join token",
+        )
+    };
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let Some((id, secret)) = bearer.as_deref().and_then(|b| b.split_once('.')) else {
+        return unauthorized(ctx);
+    };
+    let body = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    {
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "request body too slow"),
+        Ok(Err(_)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Ok(Ok(b)) => b.to_bytes(),
+    };
+    // The store's lease deletes expired tokens; the recorded expiry is a second check for
+    // tokens read just before their lease ran out.
+    let record = match ctx.backend.token(id).await {
+        Some(r) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
+        _ => return unauthorized(ctx),
+    };
+    let request: JoinRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed join request: {e}"),
+            );
+        }
+    };
+    let node = NodeIdentity {
+        name: request.node_name.clone(),
+        ips: request.node_ips.clone(),
+    };
+    let Some(key_pin) = csr_key_pin(&request.kubelet_client_csr) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the kubelet client CSR is unreadable",
+        );
+    };
+    match ctx.backend.node_key(&node.name).await {
+        Some(known) if known != key_pin && !ctx.force => {
+            warn!(%peer, node = %node.name, token = %record.id, "refused: node name already joined with another key");
+            return error(
+                StatusCode::CONFLICT,
+                &format!(
+                    "node {} already joined with another key; delete it (kubectl delete node) and restart the master with --force to let it rejoin",
+                    node.name
+                ),
+            );
+        }
+        _ => {}
+    }
+    let v = ctx.leaf_validity;
+    let signed = (|| {
+        Ok::<_, crate::pki::PolicyError>((
+            sign_node_csr(
+                &ctx.ca,
+                &request.kubelet_client_csr,
+                &node,
+                NodeCertKind::KubeletClient,
+                v,
+            )?,
+            sign_node_csr(
+                &ctx.ca,
+                &request.kubelet_serving_csr,
+                &node,
+                NodeCertKind::KubeletServing,
+                v,
+            )?,
+            sign_node_csr(
+                &ctx.ca,
+                &request.kube_proxy_csr,
+                &node,
+                NodeCertKind::KubeProxy,
+                v,
+            )?,
+        ))
+    })();
+    let (client, serving, proxy) = match signed {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(%peer, node = %node.name, token = %record.id, error = %e, "refused a CSR");
+            return error(StatusCode::FORBIDDEN, &e.to_string());
+        }
+    };
+    if !ctx.backend.set_node_key(&node.name, &key_pin).await {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot record the node; retry",
+        );
+    }
+    info!(%peer, node = %node.name, token = %record.id, "node joined");
+    let resp = JoinResponse {
+        ca: ctx.ca.cert_pem().to_string(),
+        kubelet_client_cert: client,
+        kubelet_serving_cert: serving,
+        kube_proxy_cert: proxy,
+        cluster: ctx.cluster.clone(),
+    };
+    reply(
+        StatusCode::OK,
+        serde_json::to_string(&resp).unwrap_or_default(),
+        "application/json",
+    )
+}
+
+fn expired(r: &TokenRecord) -> bool {
+    r.expires
+        .as_deref()
+        .and_then(|e| humantime::parse_rfc3339(e).ok())
+        .is_some_and(|t| t <= std::time::SystemTime::now())
+}
+
+/// SHA-256 of the public key in a CSR: the node's identity across rejoins.
+fn csr_key_pin(csr_pem: &str) -> Option<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes()).ok()?;
+    use x509_parser::prelude::FromDer;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+            .ok()?;
+    Some(hex::encode(Sha256::digest(
+        csr.certification_request_info.subject_pki.raw,
+    )))
+}

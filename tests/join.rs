@@ -1,0 +1,265 @@
+//! The join API against its client, over real TLS on 127.0.0.1, with a PKI made by kubesup.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use kubesup::join::client::{self, ClientError};
+use kubesup::join::server::{self, Backend, ClusterInfo, JoinContext, MemoryBackend};
+use kubesup::join::store::TokenRecord;
+use kubesup::join::token::{Token, ca_pin};
+use kubesup::paths::Paths;
+use kubesup::pki::{CaKind, KeyType, KubeconfigServers, Pki, PkiSpec};
+use x509_parser::prelude::*;
+
+struct Master {
+    url: String,
+    token: Token,
+    expired: Token,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn record(t: &Token, expires: Option<SystemTime>) -> TokenRecord {
+    TokenRecord {
+        id: t.id.clone(),
+        secret_sha256: t.secret_hash(),
+        description: None,
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        expires: expires.map(|e| humantime::format_rfc3339_seconds(e).to_string()),
+    }
+}
+
+async fn master(force: bool) -> Master {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = Paths::new(dir.path().join("data"));
+    let pki = Pki::new(&paths);
+    let spec = PkiSpec {
+        node_name: "master".into(),
+        hostname: "master".into(),
+        advertise: "127.0.0.1".parse().unwrap(),
+        api_service_ip: "10.3.0.1".parse().unwrap(),
+        cluster_domain: "cluster.local".into(),
+        extra_sans: vec![],
+        key_type: KeyType::EcdsaP256,
+        ca_validity: Duration::from_secs(86400 * 3650),
+        leaf_validity: Duration::from_secs(86400 * 365),
+        kubeconfig_servers: KubeconfigServers::standard(
+            "https://127.0.0.1:6443",
+            "https://127.0.0.1:6443",
+        ),
+    };
+    pki.generate(&spec).unwrap();
+    let ca = pki.load_ca(CaKind::Cluster).unwrap();
+    let pin = ca_pin(ca.cert_pem()).unwrap();
+    let (token, expired) = (Token::generate(&pin), Token::generate(&pin));
+    let mut mem = MemoryBackend::default();
+    mem.tokens.insert(
+        token.id.clone(),
+        record(&token, Some(SystemTime::now() + Duration::from_secs(3600))),
+    );
+    mem.tokens.insert(
+        expired.id.clone(),
+        record(&expired, Some(SystemTime::now() - Duration::from_secs(1))),
+    );
+    let cluster = ClusterInfo {
+        api_servers: vec!["https://127.0.0.1:6443".into()],
+        etcd_servers: vec!["https://127.0.0.1:2379".into()],
+        cluster_dns: "10.3.0.10".into(),
+        cluster_domain: "cluster.local".into(),
+        pod_cidr: "10.2.0.0/16".into(),
+        service_cidr: "10.3.0.0/24".into(),
+        network: "none".into(),
+        kube_version: "v1.20.2".into(),
+        etcd_version: None,
+        mirror: None,
+    };
+    let ctx = Arc::new(JoinContext::new(
+        ca,
+        cluster,
+        Backend::Memory(Mutex::new(mem)),
+        force,
+        Duration::from_secs(86400),
+    ));
+    let join = paths.pki().join_server();
+    let tls = server::tls_config(
+        &std::fs::read(&join.cert).unwrap(),
+        &std::fs::read(&join.key).unwrap(),
+    )
+    .unwrap();
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let task = tokio::spawn(server::serve(listener, tls, ctx));
+    Master {
+        url,
+        token,
+        expired,
+        _dir: dir,
+        task,
+    }
+}
+
+fn ips() -> Vec<IpAddr> {
+    vec!["10.77.0.3".parse().unwrap()]
+}
+
+fn subject_cn(pem: &str) -> String {
+    let (_, p) = parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = p.parse_x509().unwrap();
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_node_joins_with_one_token_and_its_keys_stay_local() {
+    let m = master(false).await;
+    let joined = client::join(&m.url, &m.token, "w1", &ips()).await.unwrap();
+    let r = &joined.response;
+    assert_eq!(subject_cn(&r.kubelet_client_cert), "system:node:w1");
+    assert_eq!(subject_cn(&r.kubelet_serving_cert), "system:node:w1");
+    assert_eq!(subject_cn(&r.kube_proxy_cert), "system:kube-proxy");
+    assert_eq!(r.cluster.cluster_dns, "10.3.0.10");
+    assert_eq!(ca_pin(&r.ca).unwrap(), m.token.ca_pin);
+    assert!(joined.keys.kubelet_client.expose().contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn a_token_for_another_ca_stops_before_the_secret_is_sent() {
+    let m = master(false).await;
+    let wrong = Token::parse(
+        &m.token
+            .expose()
+            .replacen(&m.token.ca_pin, &"0".repeat(64), 1),
+    )
+    .unwrap();
+    match client::join(&m.url, &wrong, "w1", &ips()).await {
+        Err(ClientError::PinMismatch { expected, .. }) => assert_eq!(expected, "0".repeat(64)),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("joined with a wrong pin"),
+    }
+}
+
+async fn refused(m: &Master, t: &Token) -> (u16, String) {
+    match client::join(&m.url, t, "w1", &ips()).await {
+        Err(ClientError::Refused { status, message }) => (status, message),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("joined with {t:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_unknown_and_expired_tokens_are_refused_alike() {
+    let m = master(false).await;
+    let wrong_secret = Token::parse(&format!(
+        "{}aaaaaaaaaaaaaaaa",
+        &m.token.expose()[..m.token.expose().len() - 16]
+    ))
+    .unwrap();
+    let unknown = Token::generate(&m.token.ca_pin);
+    for t in [&wrong_secret, &unknown, &m.expired] {
+        let (status, message) = refused(&m, t).await;
+        assert_eq!(status, 401);
+        assert_eq!(message, "invalid, expired or revoked join token");
+    }
+}
+
+#[tokio::test]
+async fn failed_attempts_are_rate_limited_per_source() {
+    let m = master(false).await;
+    let unknown = Token::generate(&m.token.ca_pin);
+    for _ in 0..server::MAX_FAILURES {
+        assert_eq!(refused(&m, &unknown).await.0, 401);
+    }
+    // Even the right token is turned away until the window passes.
+    assert_eq!(refused(&m, &m.token).await.0, 429);
+}
+
+#[tokio::test]
+async fn bodies_are_size_limited() {
+    let m = master(false).await;
+    let http = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let bearer = m.token.expose();
+    let bearer = bearer.split_once("::").unwrap().1;
+    let resp = http
+        .post(format!("{}/v1/join", m.url))
+        .bearer_auth(bearer)
+        .body(vec![b'x'; server::MAX_BODY + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn a_node_name_cannot_be_taken_over_unless_the_master_forces_it() {
+    let m = master(false).await;
+    client::join(&m.url, &m.token, "w1", &ips()).await.unwrap();
+    let (status, message) = refused(&m, &m.token).await;
+    assert_eq!(status, 409);
+    assert!(
+        message.contains("already joined with another key"),
+        "{message}"
+    );
+    let forced = master(true).await;
+    client::join(&forced.url, &forced.token, "w1", &ips())
+        .await
+        .unwrap();
+    client::join(&forced.url, &forced.token, "w1", &ips())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_csr_for_another_node_is_refused() {
+    let m = master(false).await;
+    // A legitimate request for w1, sent as node w2.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:w1");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let req = server::JoinRequest {
+        node_name: "w2".into(),
+        node_ips: ips(),
+        kubelet_client_csr: csr.clone(),
+        kubelet_serving_csr: csr.clone(),
+        kube_proxy_csr: csr,
+    };
+    let http = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let bearer = m.token.expose();
+    let resp = http
+        .post(format!("{}/v1/join", m.url))
+        .bearer_auth(bearer.split_once("::").unwrap().1)
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert!(resp.text().await.unwrap().contains("w2"));
+}
