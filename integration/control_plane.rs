@@ -496,3 +496,74 @@ fn schedulable_master_in_a_network_namespace_goes_ready() {
     let ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
     ks.wait_ready(Duration::from_secs(240));
 }
+
+fn not_before(pem_path: &Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-startdate", "-in"])
+        .arg(pem_path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_running_master_renews_its_certificates_and_restarts_only_their_users() {
+    let Some(tb) = Testbed::get() else { return };
+    let scratch = Scratch::new("renew");
+    let ns = Netns::new("renew");
+    let mirror = Mirror::serve(&ns, &tb);
+    let data = scratch.dir.join("master");
+    let cfg = scratch.dir.join("master.yaml");
+    // Leaves live 2 minutes (the shortest allowed), so renewal, at about two thirds of that,
+    // comes after about 80 s.
+    std::fs::write(
+        &cfg,
+        format!(
+            "data-dir: {}\nadvertise: 127.0.0.1\nnode-name: it-renew\nkube-version: {KUBE_VERSION}\n\
+             mirror: {}\nnetwork: none\nfetch: {{etcd-version: {ETCD_VERSION}}}\npki: {{leaf-validity: 2m}}\n",
+            data.display(),
+            mirror.url
+        ),
+    )
+    .unwrap();
+    let ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
+    ks.wait_ready(Duration::from_secs(240));
+    let apiserver_cert = data.join("pki/apiserver.crt");
+    let before = not_before(&apiserver_cert);
+    let renewed = wait_for(Duration::from_secs(150), || {
+        (not_before(&apiserver_cert) != before).then_some(())
+    });
+    assert!(
+        renewed.is_some(),
+        "the apiserver certificate was not renewed\n{}",
+        ks.log_tail(40)
+    );
+    let restarted = wait_for(Duration::from_secs(60), || {
+        let s = ks.status()?;
+        let c = Kubesup::component(&s, "kube-apiserver")?;
+        (c["restarts"].as_u64()? >= 1 && c["ready"] == true).then_some(())
+    });
+    assert!(
+        restarted.is_some(),
+        "the apiserver was not restarted onto its new certificate\n{}",
+        ks.log_tail(40)
+    );
+    let log = std::fs::read_to_string(&ks.log).unwrap_or_default();
+    assert!(log.contains("renewed certificates"));
+    // Renewal is a restart per lifetime, never a storm.
+    let s = ks.status().unwrap();
+    for c in s["components"].as_array().unwrap() {
+        assert!(
+            c["restarts"].as_u64().unwrap_or(0) <= 4,
+            "restart storm: {c}"
+        );
+    }
+    ks.wait_ready(Duration::from_secs(120));
+    let kc = admin(&data);
+    let readyz = kubectl(&tb, &ns, &kc, &["get", "--raw", "/readyz"]);
+    assert_eq!(
+        String::from_utf8_lossy(&readyz.stdout).trim(),
+        "ok",
+        "{readyz:?}"
+    );
+}

@@ -568,6 +568,18 @@ impl RawConfig {
         };
         let ca_validity = parse_duration(&mut p, "pki.ca-validity", &self.pki.ca_validity);
         let leaf_validity = parse_duration(&mut p, "pki.leaf-validity", &self.pki.leaf_validity);
+        if ca_validity.is_some_and(|v| v < crate::pki::MIN_CA_VALIDITY) {
+            p.push(
+                "pki.ca-validity",
+                "must be at least a day (10years is the default)",
+            );
+        }
+        if leaf_validity.is_some_and(|v| v < crate::pki::MIN_LEAF_VALIDITY) {
+            p.push(
+                "pki.leaf-validity",
+                "must be at least 2m, so components have time to restart onto renewed certificates (1year is the default)",
+            );
+        }
         if let (Some(ca), Some(leaf)) = (ca_validity, leaf_validity)
             && leaf > ca
         {
@@ -1064,6 +1076,10 @@ mod tests {
             (
                 "pki: {ca-validity: forever}",
                 "pki.ca-validity: \"forever\" is not a duration",
+            ),
+            (
+                "pki: {leaf-validity: 30s}",
+                "pki.leaf-validity: must be at least 2m",
             ),
             (
                 "node-name: Node_1",

@@ -405,6 +405,9 @@ async fn apply_addons(cfg: &Config) {
     );
 }
 
+/// Shortest time between two background renewals.
+const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(20);
+
 /// Renews leaves at about two thirds of their lifetime (with jitter), then restarts only the
 /// components that use them.
 async fn renew_certificates(
@@ -423,7 +426,10 @@ async fn renew_certificates(
             .unwrap_or(Duration::ZERO)
             // Wake at least daily: the clock may jump (suspend, NTP), and sleeping a whole
             // year on one timer is fragile.
-            .min(Duration::from_secs(86_400));
+            .min(Duration::from_secs(86_400))
+            // And never spin: whatever the PKI answers, renewals (and the restarts they cause)
+            // are at least this far apart.
+            .max(MIN_RENEWAL_INTERVAL);
         info!(at = %humantime::format_rfc3339_seconds(at), leaves = ?leaves.iter().map(|l| l.name()).collect::<Vec<_>>(), "next certificate renewal");
         tokio::time::sleep(wait).await;
         match pki.renew_due(&spec, SystemTime::now()) {

@@ -148,7 +148,10 @@ pub(crate) fn validity(
         let t = OffsetDateTime::from(t);
         t.replace_nanosecond(0).unwrap_or(t)
     };
-    (trunc(now - CLOCK_SKEW), trunc(end))
+    // A fixed backdate would swallow a short lifetime's renewal window (renewal is due at two
+    // thirds of not_before..not_after): keep it under a twentieth of the lifetime.
+    let skew = CLOCK_SKEW.min(lifetime / 20);
+    (trunc(now - skew), trunc(end))
 }
 
 /// A random positive 128-bit serial. rcgen's default serial is a hash of the public key, which
@@ -318,7 +321,19 @@ mod tests {
         let cap = now + Duration::from_secs(10);
         let (nb, na) = validity(now, Duration::from_secs(100), Some(cap));
         assert_eq!(na, OffsetDateTime::from(cap));
-        assert_eq!(nb, OffsetDateTime::from(now - CLOCK_SKEW));
+        assert_eq!(nb, OffsetDateTime::from(now - Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_short_lifetime_is_not_due_for_renewal_when_issued() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let life = Duration::from_secs(120);
+        let (nb, na) = validity(now, life, None);
+        let renew_at = nb + (na - nb) * 2 / 3;
+        assert!(
+            renew_at > OffsetDateTime::from(now + Duration::from_secs(60)),
+            "{renew_at}"
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ use leaf::Decision;
 /// Default CA lifetime: 10 years.
 pub const DEFAULT_CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86400);
 /// Default leaf lifetime: 1 year.
+/// Shortest leaf lifetime: renewal at two thirds of it must leave components time to restart.
+/// Lifetimes this short only make sense to exercise renewal; the config warns below a day.
+pub const MIN_LEAF_VALIDITY: Duration = Duration::from_secs(120);
+pub const MIN_CA_VALIDITY: Duration = Duration::from_secs(86400);
 pub const DEFAULT_LEAF_VALIDITY: Duration = Duration::from_secs(365 * 86400);
 
 /// Everything the PKI needs to know about this node and cluster. The architect maps the
@@ -106,11 +110,11 @@ impl PkiSpec {
                 problems.push(format!("extra SAN {s:?} is neither an IP nor a DNS name"));
             }
         }
-        if self.ca_validity < Duration::from_secs(86400) {
+        if self.ca_validity < MIN_CA_VALIDITY {
             problems.push("CA validity must be at least a day".into());
         }
-        if self.leaf_validity < Duration::from_secs(3600) {
-            problems.push("leaf validity must be at least an hour".into());
+        if self.leaf_validity < MIN_LEAF_VALIDITY {
+            problems.push("leaf validity must be at least two minutes".into());
         }
         for user in KubeconfigUser::ALL {
             let url = self.kubeconfig_servers.get(user);
