@@ -397,7 +397,7 @@ fn a_binary_that_cannot_be_executed_is_an_error_and_is_not_retried_in_a_loop() {
 #[test]
 fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
     let mut s = Sup::start(
-        "children:\n  - name: a\n    command: [FAKE]\n  - name: b\n    command: [FAKE, --ignore-sigterm]\n  - name: c\n    command: [FAKE, --spawn-grandchild]\n",
+        "children:\n  - name: a\n    command: [FAKE]\n  - name: b\n    command: [FAKE, --ignore-sigterm]\n  - name: c\n    command: [FAKE, --spawn-grandchild, --grandchild-pidfile, DIR/gc.pid]\n",
     );
     let pids: Vec<i32> = ["a", "b", "c"].iter().map(|n| s.child_pid(n)).collect();
     kill(Pid::from_raw(s.pid()), Signal::SIGKILL).unwrap();
@@ -410,10 +410,20 @@ fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
         "survivors: {:?}",
         pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
     );
+    // c's grandchild outlived c (it has no parent-death signal of its own): the next kubesup
+    // sweeps what is left in c's process group.
+    let gc = read_pid(&s.path("gc.pid"));
+    s.extra_pids.push(gc);
+    assert!(alive(gc), "the grandchild should have outlived kubesup");
     s.child = Some(s.spawn());
     let a = s.child_pid("a");
     assert!(!pids.contains(&a));
     s.wait_component("c", "ready", |c| c["ready"] == true);
+    let swept = wait_for(Duration::from_secs(5), || (!alive(gc)).then_some(()));
+    assert!(
+        swept.is_some(),
+        "the orphaned grandchild {gc} was not swept"
+    );
 }
 
 fn record_of(pid: i32) -> Value {

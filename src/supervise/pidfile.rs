@@ -44,6 +44,36 @@ pub fn start_time(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// Whether `pid` is a running process (not gone, not a zombie waiting for its new parent).
+fn live(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| !s[i + 1..].trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether any live process is in process group `pgid` (field 5 of /proc/PID/stat).
+fn group_has_members(pgid: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| live(*pid))
+        .any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let after = s.rfind(')').map(|i| s[i + 1..].to_string())?;
+                    after.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+}
+
 /// The live-children record, written atomically on every change.
 pub struct PidFile {
     path: PathBuf,
@@ -93,6 +123,12 @@ pub fn sweep(path: &Path, timeout: Duration) -> usize {
             warn!(component = %name, pid = rec.pid, "killing a survivor of a previous kubesup");
             let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
             killed.push(rec);
+        } else if !live(rec.pid) && group_has_members(rec.pid) {
+            // The component died with kubesup (parent-death signal) but something it forked
+            // lives on in its process group. A PGID cannot be reused while the group has a
+            // member, so everything in group `pid` descends from our old component.
+            warn!(component = %name, pgid = rec.pid, "killing what a previous kubesup's component left in its process group");
+            let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
         }
     }
     // They are not our children, so we cannot wait(2) for them: watch /proc instead.
