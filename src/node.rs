@@ -92,11 +92,11 @@ impl Node {
         let mut hook_tasks: Vec<_> = hooks.into_iter().map(|h| tokio::spawn(h(&sup))).collect();
 
         let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
-        let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        // Only ticks when systemd asked for a watchdog.
+        let mut ticker = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(86_400)));
         let mut announced_ready = false;
         let mut last_status = String::new();
         let board = sup.board();
-        let mut status_tick = tokio::time::interval(Duration::from_millis(250));
 
         loop {
             tokio::select! {
@@ -114,7 +114,7 @@ impl Node {
                 _ = ticker.tick(), if watchdog.is_some() => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 }
-                _ = status_tick.tick() => {
+                _ = board.changed() => {
                     let units = board.snapshot();
                     let ready = units.iter().filter(|u| u.ready).count();
                     let status = format!("{ready}/{} components ready", units.len());

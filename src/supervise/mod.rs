@@ -137,12 +137,23 @@ pub struct UnitStatus {
 pub struct StatusBoard {
     inner: Mutex<BTreeMap<String, UnitStatus>>,
     order: Mutex<Vec<String>>,
+    changed: tokio::sync::Notify,
 }
 
 impl StatusBoard {
     fn set(&self, s: UnitStatus) {
         let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        m.insert(s.name.clone(), s);
+        if m.get(&s.name) != Some(&s) {
+            m.insert(s.name.clone(), s);
+            // notify_one keeps a permit when nobody is waiting, so a change is never missed.
+            self.changed.notify_one();
+        }
+    }
+
+    /// Resolves after the next change (or at once if one happened since the last call), so
+    /// watchers wake on events instead of polling: an idle supervisor stays asleep.
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     pub fn snapshot(&self) -> Vec<UnitStatus> {
