@@ -11,7 +11,6 @@
 //! Re-running on the same data dir reuses the PKI, the binaries and etcd's data.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -452,9 +451,4 @@ async fn renew_certificates(
             }
         }
     }
-}
-
-/// Where kubesup's own data lives, for messages.
-pub fn admin_kubeconfig(cfg: &Config) -> PathBuf {
-    cfg.paths.kubeconfig(crate::paths::KubeconfigUser::Admin)
 }
