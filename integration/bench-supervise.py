@@ -32,6 +32,7 @@ KUBESUP = os.path.join(TARGET, "release", "kubesup")
 FAKE = os.path.join(TARGET, "release", "fake-component")
 RUNSV = shutil.which("runsv") or "/usr/bin/runsv"
 TICK = os.sysconf("SC_CLK_TCK")
+IDLE_WINDOW = 60
 started = []  # (pid, is_group) of everything to kill at the end
 
 
@@ -242,8 +243,9 @@ def run(a, tmp):
     time.sleep(3)
     k_rss = rss_kib(ks.proc.pid)
     c0 = cpu_ticks(ks.proc.pid)
-    time.sleep(10)
-    k_cpu = (cpu_ticks(ks.proc.pid) - c0) / TICK / 10 * 100
+    # One clock tick is 10 ms: a 60 s window resolves 0.017% of a core.
+    time.sleep(IDLE_WINDOW)
+    k_cpu = (cpu_ticks(ks.proc.pid) - c0) / TICK / IDLE_WINDOW * 100
     os.kill(ks.proc.pid, signal.SIGKILL)
     ks.proc.wait()
     time.sleep(2)
@@ -257,8 +259,8 @@ def run(a, tmp):
     time.sleep(3)
     r_rss = sum(rss_kib(s.proc.pid) for s in svs)
     c0 = sum(cpu_ticks(s.proc.pid) for s in svs)
-    time.sleep(10)
-    r_cpu = (sum(cpu_ticks(s.proc.pid) for s in svs) - c0) / TICK / 10 * 100
+    time.sleep(IDLE_WINDOW)
+    r_cpu = (sum(cpu_ticks(s.proc.pid) for s in svs) - c0) / TICK / IDLE_WINDOW * 100
     for s in svs:
         os.kill(s.proc.pid, signal.SIGKILL)
         s.proc.wait()
@@ -278,7 +280,7 @@ def run(a, tmp):
     print(f"  kubesup  {stats(k_crash)}   target < 5 ms")
     print(f"  runsv    {stats(r_crash)}")
     print("supervising 7 idle children")
-    print(f"  kubesup  RSS {k_rss / 1024:.1f} MiB (target <= 8)   idle CPU {k_cpu:.3f}% of a core (target < 0.05)")
+    print(f"  kubesup  RSS {k_rss / 1024:.1f} MiB (target <= 8)   idle CPU {k_cpu:.3f}% of a core over {IDLE_WINDOW} s (target < 0.05)")
     print(f"  runsv x7 RSS {r_rss / 1024:.1f} MiB                  idle CPU {r_cpu:.3f}% of a core")
     print("children alive 2 s after the supervisor is SIGKILLed (of 7)")
     print(f"  kubesup  {k_surv}   (target 0)")
