@@ -367,11 +367,11 @@ pub fn init_tracing(filter: &str, format: Option<&str>) -> Result<()> {
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    // Two workers match the small nodes kubesup targets; the supervisor itself is idle almost
-    // always, and fewer threads keep its resident memory small.
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(8)
+    // One thread runs every task: a supervisor is idle almost always, its work is waiting on
+    // events, and each extra worker thread costs resident memory (its stack and malloc arena).
+    // Blocking work (file hashing, helper commands) goes to the small blocking pool.
+    tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(4)
         .thread_stack_size(512 * 1024)
         .enable_all()
         .build()
