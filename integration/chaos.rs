@@ -56,20 +56,14 @@ fn a_hundred_random_kills_over_three_minutes() {
     let scratch = Scratch::new("chaos");
     let ns = Netns::new("chaos");
     let mirror = Mirror::serve(&ns, &tb);
-    let data = scratch.dir.join("master");
-    let cfg = scratch.dir.join("master.yaml");
     // A shorter backoff cap and stable period keep the cluster converging between kills.
-    std::fs::write(
-        &cfg,
-        format!(
-            "data-dir: {}\nadvertise: 127.0.0.1\nnode-name: it-chaos\nkube-version: {KUBE_VERSION}\n\
-             mirror: {}\nnetwork: none\nfetch: {{etcd-version: {ETCD_VERSION}}}\n\
-             supervisor: {{backoff-max: 5s, stable-after: 5s}}\n",
-            data.display(),
-            mirror.url
-        ),
-    )
-    .unwrap();
+    let (data, cfg) = master_config(
+        &scratch.dir,
+        "chaos",
+        "127.0.0.1",
+        &mirror.url,
+        "network: none\nsupervisor: {backoff-max: 5s, stable-after: 5s}\n",
+    );
     let ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
     ks.wait_ready(Duration::from_secs(240));
 

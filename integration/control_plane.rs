@@ -20,21 +20,6 @@ const COMPONENTS: [&str; 4] = [
     "kube-scheduler",
 ];
 
-fn master_config(dir: &Path, mirror: &str) -> PathBuf {
-    let data = dir.join("master");
-    let cfg = dir.join("master.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data-dir: {}\nadvertise: 127.0.0.1\nnode-name: it-master\nkube-version: {KUBE_VERSION}\n\
-             mirror: {mirror}\nnetwork: flannel\nfetch: {{etcd-version: {ETCD_VERSION}}}\n",
-            data.display()
-        ),
-    )
-    .expect("write config");
-    cfg
-}
-
 fn admin(data: &Path) -> PathBuf {
     data.join("kubeconfig/admin.conf")
 }
@@ -75,8 +60,13 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
     let scratch = Scratch::new("cp");
     let ns = Netns::new("cp");
     let mirror = Mirror::serve(&ns, &tb);
-    let cfg = master_config(&scratch.dir, &mirror.url);
-    let data = scratch.dir.join("master");
+    let (data, cfg) = master_config(
+        &scratch.dir,
+        "master",
+        "127.0.0.1",
+        &mirror.url,
+        "network: flannel\n",
+    );
     let cfg_arg = cfg.to_string_lossy().into_owned();
 
     let t0 = Instant::now();
@@ -379,18 +369,13 @@ fn schedulable_master_in_a_network_namespace_goes_ready() {
     let scratch = Scratch::new("sched");
     let ns = Netns::new("sched").with_address("10.77.0.2/24");
     let mirror = Mirror::serve(&ns, &tb);
-    let data = scratch.dir.join("node");
-    let cfg = scratch.dir.join("node.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data-dir: {}\nadvertise: 10.77.0.2\nnode-name: it-sched\nkube-version: {KUBE_VERSION}\n\
-             mirror: {}\nnetwork: none\nschedulable: true\nfetch: {{etcd-version: {ETCD_VERSION}}}\n",
-            data.display(),
-            mirror.url
-        ),
-    )
-    .unwrap();
+    let (data, cfg) = master_config(
+        &scratch.dir,
+        "sched",
+        "10.77.0.2",
+        &mirror.url,
+        "network: none\nschedulable: true\n",
+    );
     let t0 = Instant::now();
     let mut ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
     ks.wait_ready(Duration::from_secs(240));
@@ -512,20 +497,15 @@ fn a_running_master_renews_its_certificates_and_restarts_only_their_users() {
     let scratch = Scratch::new("renew");
     let ns = Netns::new("renew");
     let mirror = Mirror::serve(&ns, &tb);
-    let data = scratch.dir.join("master");
-    let cfg = scratch.dir.join("master.yaml");
     // Leaves live 2 minutes (the shortest allowed), so renewal, at about two thirds of that,
     // comes after about 80 s.
-    std::fs::write(
-        &cfg,
-        format!(
-            "data-dir: {}\nadvertise: 127.0.0.1\nnode-name: it-renew\nkube-version: {KUBE_VERSION}\n\
-             mirror: {}\nnetwork: none\nfetch: {{etcd-version: {ETCD_VERSION}}}\npki: {{leaf-validity: 2m}}\n",
-            data.display(),
-            mirror.url
-        ),
-    )
-    .unwrap();
+    let (data, cfg) = master_config(
+        &scratch.dir,
+        "renew",
+        "127.0.0.1",
+        &mirror.url,
+        "network: none\npki: {leaf-validity: 2m}\n",
+    );
     let ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);
     ks.wait_ready(Duration::from_secs(240));
     let apiserver_cert = data.join("pki/apiserver.crt");

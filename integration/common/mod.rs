@@ -216,6 +216,30 @@ impl Drop for Mirror {
     }
 }
 
+/// Writes a master config for the test bed to `dir/NAME.yaml`, with data dir `dir/NAME` and node
+/// name `it-NAME`; `extra` is YAML appended as is (network, schedulable, supervisor, pki...).
+/// Returns the data dir and the config path.
+pub fn master_config(
+    dir: &Path,
+    name: &str,
+    advertise: &str,
+    mirror: &str,
+    extra: &str,
+) -> (PathBuf, PathBuf) {
+    let data = dir.join(name);
+    let cfg = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "data-dir: {}\nadvertise: {advertise}\nnode-name: it-{name}\nkube-version: {KUBE_VERSION}\n\
+             mirror: {mirror}\nfetch: {{etcd-version: {ETCD_VERSION}}}\n{extra}",
+            data.display()
+        ),
+    )
+    .expect("write the master config");
+    (data, cfg)
+}
+
 /// One running kubesup (master or worker) inside a namespace.
 pub struct Kubesup {
     pub child: Option<Child>,
