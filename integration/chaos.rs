@@ -99,7 +99,28 @@ fn a_hundred_random_kills_over_three_minutes() {
     assert_eq!(total, KILLS, "only {total} kills before the deadline");
     assert!(took >= Duration::from_secs(180), "{took:?}");
 
-    let status = ks.wait_ready(Duration::from_secs(300));
+    // Wait for the state asserted below, not just "all ready": right after the last kill the
+    // status may still show the killed process as ready, before kubesup has seen its exit.
+    let converged = wait_for(Duration::from_secs(300), || {
+        let s = ks.status()?;
+        COMPONENTS
+            .iter()
+            .all(|name| {
+                Kubesup::component(&s, name).is_some_and(|c| {
+                    c["ready"] == true
+                        && c["restarts"].as_u64().unwrap_or(0) as usize
+                            >= kills.get(name).map(Vec::len).unwrap_or(0)
+                })
+            })
+            .then_some(s)
+    });
+    let status = converged.unwrap_or_else(|| {
+        panic!(
+            "not every kill was followed by a restart within 300 s: {:?}\n{}",
+            ks.status(),
+            ks.log_tail(40)
+        )
+    });
     let kc = data.join("kubeconfig/admin.conf");
     let readyz = wait_for(Duration::from_secs(60), || {
         let out = kubectl(&tb, &ns, &kc, &["get", "--raw", "/readyz"]);
