@@ -100,7 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let (common, lf) = (a.common.clone(), cli.log_format.clone());
             let reload =
                 Box::new(move || load_config(&common, lf.clone()).map_err(|e| format!("{e:#}")));
-            runtime()?.block_on(crate::master::run(cfg, a.ignore_preflight, reload))?;
+            runtime()?.block_on(crate::master::run(cfg, a.ignore_preflight, a.force, reload))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Reset(a) => {
@@ -134,7 +134,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(token(t))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Worker(_) | Command::Install(_) | Command::Uninstall(_) => {
+        Command::Worker(a) => {
+            let raw = load_raw_config(&a.common, cli.log_format.clone())?;
+            let log_format = raw.log_format.clone();
+            init_tracing(&cli.log, cli.log_format.as_deref().or(Some(&log_format)))?;
+            let token = match (a.token, a.token_file) {
+                (Some(t), _) => Some(crate::worker::TokenSource::Value(t)),
+                (None, Some(f)) => Some(crate::worker::TokenSource::File(f)),
+                (None, None) => None,
+            };
+            // Bad input surfaces as a ConfigError, so it keeps exit code 2 and its one line.
+            runtime()?
+                .block_on(crate::worker::run(raw, a.join, token, a.ignore_preflight))
+                .map_err(|e| match e {
+                    crate::worker::WorkerError::Config(c) => anyhow::Error::from(c),
+                    other => other.into(),
+                })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install(_) | Command::Uninstall(_) => {
             bail!("this subcommand is not available in this build yet")
         }
     }
@@ -142,6 +160,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 
 /// File, then `KUBESUP_*` environment, then flags; validated as a whole.
 pub fn load_config(common: &CommonArgs, log_format: Option<String>) -> Result<Config> {
+    Ok(load_raw_config(common, log_format)?.validate()?)
+}
+
+/// The same layers, not yet validated: a worker validates again once the master's cluster
+/// settings are laid over them.
+pub fn load_raw_config(common: &CommonArgs, log_format: Option<String>) -> Result<RawConfig> {
     let path = common.config.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_CONFIG_FILE);
         default.exists().then_some(default)
@@ -151,7 +175,7 @@ pub fn load_config(common: &CommonArgs, log_format: Option<String>) -> Result<Co
         None => RawConfig::default(),
     };
     raw.apply(common.overrides(log_format));
-    Ok(raw.validate()?)
+    Ok(raw)
 }
 
 fn certs(cmd: CertsCommand, log_format: Option<String>) -> Result<ExitCode> {

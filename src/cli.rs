@@ -195,6 +195,10 @@ pub struct MasterArgs {
     /// Skip a preflight check by name (repeatable; `all` skips every check).
     #[arg(long = "ignore-preflight", value_name = "NAME")]
     pub ignore_preflight: Vec<String>,
+    /// Let a node name that already joined rejoin with a new key (after `kubectl delete node`
+    /// and `kubesup reset` on a reinstalled machine).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -68,7 +68,7 @@ impl fmt::Display for Problems {
 }
 
 impl Problems {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             field: field.into(),
             message: message.into(),
@@ -102,6 +102,7 @@ pub struct RawConfig {
     pub fetch: RawFetch,
     pub supervisor: RawSupervisor,
     pub containerd: RawContainerd,
+    pub kubelet: RawKubelet,
     pub dns: RawDns,
     /// Extra flags appended to a component's command line, keyed by component name.
     pub extra_args: BTreeMap<String, Vec<String>>,
@@ -168,6 +169,15 @@ pub struct RawContainerd {
     pub sandbox_image: String,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RawKubelet {
+    /// The cgroup (below every controller's root) that holds the node's pods, e.g.
+    /// `/kubesup`. kubesup creates it before kubelet starts. Unset: kubelet's default, `/`.
+    /// Several kubelets on one machine (test beds) each need their own.
+    pub cgroup_root: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RawDns {
@@ -199,6 +209,7 @@ impl Default for RawConfig {
             fetch: RawFetch::default(),
             supervisor: RawSupervisor::default(),
             containerd: RawContainerd::default(),
+            kubelet: RawKubelet::default(),
             dns: RawDns::default(),
             extra_args: BTreeMap::new(),
         }
@@ -659,6 +670,24 @@ impl RawConfig {
             }
         }
 
+        if let Some(root) = &self.kubelet.cgroup_root {
+            let clean = root.starts_with('/')
+                && root.len() > 1
+                && root[1..].split('/').all(|s| {
+                    !s.is_empty()
+                        && s != "."
+                        && s != ".."
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                });
+            if !clean {
+                p.push(
+                    "kubelet.cgroup-root",
+                    format!("{root:?} is not a cgroup path; use an absolute path like /kubesup"),
+                );
+            }
+        }
+
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p));
         }
@@ -722,6 +751,9 @@ impl RawConfig {
                 restrict_oom_score_adj: self.containerd.restrict_oom_score_adj,
                 sandbox_image: self.containerd.sandbox_image.clone(),
             },
+            kubelet: KubeletSettings {
+                cgroup_root: self.kubelet.cgroup_root.clone(),
+            },
             dns: DnsSettings {
                 enabled: self.dns.enabled,
                 image: self.dns.image.clone(),
@@ -771,6 +803,7 @@ pub struct Config {
     pub fetch: FetchSettings,
     pub supervisor: SupervisorSettings,
     pub containerd: ContainerdSettings,
+    pub kubelet: KubeletSettings,
     pub dns: DnsSettings,
     pub extra_args: BTreeMap<Component, Vec<String>>,
 }
@@ -840,6 +873,11 @@ pub struct ContainerdSettings {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct KubeletSettings {
+    pub cgroup_root: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct DnsSettings {
     pub enabled: bool,
     pub image: String,
@@ -851,6 +889,15 @@ pub struct DnsSettings {
 pub enum Network {
     Flannel,
     None,
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Flannel => "flannel",
+            Self::None => "none",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -1001,6 +1048,14 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_named_field() {
         let table: &[(&str, &str)] = &[
+            (
+                "kubelet: {cgroup-root: kubesup}",
+                "kubelet.cgroup-root: \"kubesup\" is not a cgroup path",
+            ),
+            (
+                "kubelet: {cgroup-root: /a/../b}",
+                "kubelet.cgroup-root: \"/a/../b\" is not a cgroup path",
+            ),
             (
                 "service-cidr: 10.3.0.0/30",
                 "service-cidr: 10.3.0.0/30 is too small",

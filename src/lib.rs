@@ -31,4 +31,6 @@ pub mod paths;
 pub mod pki;
 pub mod preflight;
 pub mod reset;
+pub mod specs;
 pub mod supervise;
+pub mod worker;

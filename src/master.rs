@@ -11,18 +11,18 @@
 //! Re-running on the same data dir reuses the PKI, the binaries and etcd's data.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
-use crate::components::{self, Binaries, BinaryRef, Component, NodeContext, NodeRole};
+use crate::components::{self, Component, NodeRole};
 use crate::config::{Config, Network};
-use crate::fetch::{self, FetchOptions, FetchedSet, Fetcher};
+use crate::fetch::{self, FetchedSet};
 use crate::kube::{Credentials, Kube};
 use crate::node::{Hook, Node, Reload};
-use crate::pki::{Leaf, Pki};
-use crate::supervise::{ChildSpec, Supervisor};
+use crate::pki::Pki;
+use crate::specs::{Build, fetch_binaries, ports};
+use crate::supervise::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
@@ -33,183 +33,16 @@ pub enum MasterError {
     #[error(transparent)]
     Node(#[from] crate::node::NodeError),
     #[error(transparent)]
-    Fetch(#[from] fetch::FetchError),
+    Build(#[from] crate::specs::BuildError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
-    #[error(transparent)]
-    Components(#[from] components::ComponentError),
-    #[error("the binary for {0} was not fetched")]
-    MissingBinary(&'static str),
-}
-
-/// Everything needed to (re)build the child specs of this node.
-struct Build {
-    cfg: Config,
-    advertise: IpAddr,
-    role: NodeRole,
-    fetched: FetchedSet,
-    manifest: fetch::ReleaseManifest,
-}
-
-impl Build {
-    fn binaries(&self) -> Result<Binaries, MasterError> {
-        let mut bins = Binaries::default();
-        for c in components::components_for(self.role, self.cfg.network) {
-            if c == Component::Containerd {
-                bins.0
-                    .insert(c, containerd_binary(&self.cfg, &self.fetched)?);
-                continue;
-            }
-            let rb = self
-                .fetched
-                .component(c)
-                .map_err(|_| MasterError::MissingBinary(c.name()))?;
-            bins.0.insert(
-                c,
-                BinaryRef {
-                    path: rb.path.clone(),
-                    argv_prefix: rb.argv_prefix.clone(),
-                },
-            );
-        }
-        Ok(bins)
-    }
-
-    /// Writes config files and returns the specs, each verifying its binary before every exec
-    /// and fingerprinting the certificates it uses (so `certs rotate` + SIGHUP restarts exactly
-    /// the components concerned).
-    fn specs(&self) -> Result<Vec<ChildSpec>, MasterError> {
-        let ctx = NodeContext {
-            cfg: &self.cfg,
-            role: self.role,
-            advertise: self.advertise,
-            api_servers: vec![components::https_url(self.advertise, self.cfg.api_port)],
-            etcd_servers: vec![crate::etcd::local_endpoint(self.cfg.ports.etcd_client)],
-            etcd_version: self.manifest.etcd_version.clone(),
-            flannel_version: self.manifest.flannel_version.clone(),
-        };
-        let bins = self.binaries()?;
-        let plans = components::plan(&ctx, &bins)?;
-        components::write_files(&plans)?;
-        let pki = self.cfg.paths.pki();
-        let mut specs = Vec::new();
-        for plan in plans {
-            let mut spec = plan.spec;
-            for leaf in Leaf::ALL {
-                if leaf.restarts().contains(&plan.component) {
-                    spec.config_files.push(leaf.paths(&pki).cert);
-                }
-            }
-            if let Ok(rb) = self.fetched.component(plan.component) {
-                let rb = rb.clone();
-                spec.verify = Some(Arc::new(move || {
-                    fetch::verify_before_exec(&rb).map_err(|e| e.to_string())
-                }));
-            }
-            specs.push(spec);
-        }
-        Ok(specs)
-    }
-}
-
-fn containerd_binary(cfg: &Config, fetched: &FetchedSet) -> Result<BinaryRef, MasterError> {
-    // The OS's containerd is preferred where present (Debian's is patched and kept up to date
-    // by the distribution); a fetched one otherwise.
-    let path = cfg
-        .containerd
-        .binary
-        .clone()
-        .or_else(|| crate::preflight::which("containerd"))
-        .or_else(|| fetched.binary("containerd").map(|b| b.path.clone()))
-        .ok_or(MasterError::MissingBinary("containerd"))?;
-    Ok(BinaryRef {
-        path,
-        argv_prefix: Vec::new(),
-    })
-}
-
-/// The ports this node's components listen on, with the config key that sets each.
-fn ports(cfg: &Config, comps: &[Component]) -> Vec<(&'static str, u16)> {
-    let p = &cfg.ports;
-    let legacy = !cfg.kube_version.at_least(1, 24);
-    let mut out = Vec::new();
-    for c in comps {
-        match c {
-            Component::Etcd => out.extend([
-                ("ports.etcd-client", p.etcd_client),
-                ("ports.etcd-peer", p.etcd_peer),
-                ("ports.etcd-metrics", p.etcd_metrics),
-            ]),
-            Component::KubeApiserver => out.push(("api-port", cfg.api_port)),
-            Component::KubeControllerManager => {
-                out.push(("ports.controller-manager", p.controller_manager));
-                if legacy {
-                    out.push((
-                        "ports.controller-manager-insecure",
-                        p.controller_manager_insecure,
-                    ));
-                }
-            }
-            Component::KubeScheduler => {
-                out.push(("ports.scheduler", p.scheduler));
-                if legacy {
-                    out.push(("ports.scheduler-insecure", p.scheduler_insecure));
-                }
-            }
-            Component::Kubelet => out.extend([
-                ("ports.kubelet", p.kubelet),
-                ("ports.kubelet-healthz", p.kubelet_healthz),
-            ]),
-            Component::KubeProxy => out.extend([
-                ("ports.kube-proxy-healthz", p.kube_proxy_healthz),
-                ("ports.kube-proxy-metrics", p.kube_proxy_metrics),
-            ]),
-            Component::Containerd | Component::Flanneld => {}
-        }
-    }
-    out
-}
-
-fn fetch_role(role: NodeRole) -> fetch::Role {
-    match role {
-        NodeRole::Master { schedulable } => fetch::Role::Master { schedulable },
-        NodeRole::Worker => fetch::Role::Worker,
-    }
-}
-
-fn fetch_network(n: Network) -> fetch::Network {
-    match n {
-        Network::Flannel => fetch::Network::Flannel,
-        Network::None => fetch::Network::None,
-    }
-}
-
-/// Fetches (or finds in the cache) every binary this node needs, and the release manifest
-/// that chose them.
-pub async fn fetch_binaries(
-    cfg: &Config,
-    role: NodeRole,
-) -> Result<(FetchedSet, fetch::ReleaseManifest), MasterError> {
-    let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
-    let manifest = fetcher.manifest(&cfg.kube_version.to_string())?;
-    let mut artifacts = fetch::needed_artifacts(fetch_role(role), fetch_network(cfg.network));
-    let runs_pods = !matches!(role, NodeRole::Master { schedulable: false });
-    if runs_pods
-        && cfg.containerd.binary.is_none()
-        && crate::preflight::which("containerd").is_none()
-    {
-        artifacts.extend(fetch::Artifact::RUNTIME);
-    }
-    let set = fetcher
-        .fetch(&cfg.kube_version.to_string(), &artifacts)
-        .await?;
-    Ok((set, manifest))
 }
 
 /// `kubesup master`.
 pub async fn run(
     cfg: Config,
     ignore_preflight: Vec<String>,
+    force: bool,
     reload_config: Box<dyn FnMut() -> Result<Config, String> + Send>,
 ) -> Result<(), MasterError> {
     let advertise = cfg.require_advertise()?;
@@ -220,12 +53,9 @@ pub async fn run(
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
     // very ports preflight checks.
     let node = Node::acquire(cfg.paths.clone())?;
-    crate::preflight::run(
-        &cfg,
-        &ports(&cfg, &comps),
-        cfg.schedulable,
-        &ignore_preflight,
-    )?;
+    let mut needed_ports = ports(&cfg, &comps);
+    needed_ports.push(("join-port", cfg.join_port));
+    crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &ignore_preflight)?;
 
     let started = std::time::Instant::now();
     let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
@@ -240,15 +70,9 @@ pub async fn run(
         );
     }
 
-    let build = Build {
-        cfg: cfg.clone(),
-        advertise,
-        role,
-        fetched,
-        manifest,
-    };
+    let build = master_build(cfg.clone(), advertise, role, fetched, manifest);
     let specs = build.specs()?;
-    let hooks = hooks(&cfg, advertise, &build.manifest);
+    let hooks = hooks(&cfg, advertise, &build.manifest, force);
 
     let fetched = build.fetched.clone();
     let manifest = build.manifest.clone();
@@ -259,18 +83,31 @@ pub async fn run(
         Pki::new(&cfg.paths)
             .generate(&crate::certs::pki_spec(&cfg, advertise))
             .map_err(|e| e.to_string())?;
-        Build {
-            cfg,
-            advertise,
-            role,
-            fetched: fetched.clone(),
-            manifest: manifest.clone(),
-        }
-        .specs()
-        .map_err(|e| e.to_string())
+        master_build(cfg, advertise, role, fetched.clone(), manifest.clone())
+            .specs()
+            .map_err(|e| e.to_string())
     });
     node.supervise("master", specs, Some(reload), hooks).await?;
     Ok(())
+}
+
+/// A master's components talk to its own API server and etcd.
+fn master_build(
+    cfg: Config,
+    advertise: IpAddr,
+    role: NodeRole,
+    fetched: FetchedSet,
+    manifest: fetch::ReleaseManifest,
+) -> Build {
+    Build {
+        api_servers: vec![components::https_url(advertise, cfg.api_port)],
+        etcd_servers: vec![crate::etcd::local_endpoint(cfg.ports.etcd_client)],
+        cfg,
+        advertise,
+        role,
+        fetched,
+        manifest,
+    }
 }
 
 fn admin_kube(cfg: &Config) -> Option<Kube> {
@@ -290,8 +127,27 @@ fn admin_kube(cfg: &Config) -> Option<Kube> {
     }
 }
 
-fn hooks(cfg: &Config, advertise: IpAddr, manifest: &fetch::ReleaseManifest) -> Vec<Hook> {
+fn hooks(
+    cfg: &Config,
+    advertise: IpAddr,
+    manifest: &fetch::ReleaseManifest,
+    force: bool,
+) -> Vec<Hook> {
     let mut hooks: Vec<Hook> = Vec::new();
+
+    {
+        let cfg = cfg.clone();
+        let manifest = manifest.clone();
+        hooks.push(Box::new(move |sup: &Supervisor| {
+            let ready = sup.ready_watch(Component::Etcd.name());
+            Box::pin(async move {
+                if let Some(mut r) = ready {
+                    let _ = r.wait_for(|v| *v).await;
+                }
+                crate::join::serve_on_master(cfg, advertise, manifest, force).await;
+            })
+        }));
+    }
 
     if cfg.network == Network::Flannel {
         let cfg = cfg.clone();

@@ -54,7 +54,10 @@ pub async fn ensure_cni_config(cfg: &Config, kube: &Kube) {
             Err(e) => tracing::debug!(error = %e, "node not readable yet"),
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        // A fresh node registers and gets its pod CIDR within seconds, and it is not Ready
+        // until this file exists: keep polling fast (one small GET a second) instead of
+        // backing off past that moment.
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

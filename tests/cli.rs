@@ -134,3 +134,56 @@ fn the_shipped_man_page_matches_the_code() {
         "contrib/kubesup.1 is stale: run `kubesup manpage --out-dir contrib`"
     );
 }
+
+/// A worker that has not joined needs a master and a token; a token that is not one is refused.
+/// Either way: exit 2, one line naming the problem, and no data dir.
+#[test]
+fn a_worker_without_a_usable_token_stops_before_writing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["worker", "--data-dir", data_arg], "pass --join"),
+        (
+            &[
+                "worker",
+                "--data-dir",
+                data_arg,
+                "--join",
+                "https://127.0.0.1:1",
+                "--token",
+                "not-a-token",
+            ],
+            "token: the join token is malformed",
+        ),
+        (
+            &[
+                "worker",
+                "--data-dir",
+                data_arg,
+                "--join",
+                "https://127.0.0.1:1",
+                "--token-file",
+                "/nonexistent/token",
+            ],
+            "token-file: cannot read /nonexistent/token",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = Command::new(KUBESUP)
+            .args(*args)
+            .env_remove("KUBESUP_CONFIG")
+            .env_remove("KUBESUP_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(!data.exists(), "{args:?} wrote {data:?}");
+    }
+}

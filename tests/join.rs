@@ -37,6 +37,11 @@ fn record(t: &Token, expires: Option<SystemTime>) -> TokenRecord {
 }
 
 async fn master(force: bool) -> Master {
+    master_with(force, false).await
+}
+
+/// A master whose cluster runs flannel signs flanneld's etcd client CSR with the etcd CA.
+async fn master_with(force: bool, flannel: bool) -> Master {
     let dir = tempfile::tempdir().unwrap();
     let paths = Paths::new(dir.path().join("data"));
     let pki = Pki::new(&paths);
@@ -80,13 +85,17 @@ async fn master(force: bool) -> Master {
         etcd_version: None,
         mirror: None,
     };
-    let ctx = Arc::new(JoinContext::new(
+    let mut ctx = JoinContext::new(
         ca,
         cluster,
         Backend::Memory(Mutex::new(mem)),
         force,
         Duration::from_secs(86400),
-    ));
+    );
+    if flannel {
+        ctx.etcd_ca = Some(pki.load_ca(CaKind::Etcd).unwrap());
+    }
+    let ctx = Arc::new(ctx);
     let join = paths.pki().join_server();
     let tls = server::tls_config(
         &std::fs::read(&join.cert).unwrap(),
@@ -127,7 +136,9 @@ fn subject_cn(pem: &str) -> String {
 #[tokio::test]
 async fn a_node_joins_with_one_token_and_its_keys_stay_local() {
     let m = master(false).await;
-    let joined = client::join(&m.url, &m.token, "w1", &ips()).await.unwrap();
+    let joined = client::join(&m.url, &m.token, "w1", &ips(), false)
+        .await
+        .unwrap();
     let r = &joined.response;
     assert_eq!(subject_cn(&r.kubelet_client_cert), "system:node:w1");
     assert_eq!(subject_cn(&r.kubelet_serving_cert), "system:node:w1");
@@ -135,6 +146,41 @@ async fn a_node_joins_with_one_token_and_its_keys_stay_local() {
     assert_eq!(r.cluster.cluster_dns, "10.3.0.10");
     assert_eq!(ca_pin(&r.ca).unwrap(), m.token.ca_pin);
     assert!(joined.keys.kubelet_client.expose().contains("PRIVATE KEY"));
+}
+
+fn issuer_cn(pem: &str) -> String {
+    let (_, p) = parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = p.parse_x509().unwrap();
+    cert.issuer()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn flanneld_gets_an_etcd_client_cert_only_when_the_cluster_runs_flannel() {
+    let m = master_with(false, true).await;
+    let joined = client::join(&m.url, &m.token, "w1", &ips(), true)
+        .await
+        .unwrap();
+    let r = &joined.response;
+    let cert = r.flannel_etcd_cert.as_deref().expect("a flannel cert");
+    let etcd_ca = r.etcd_ca.as_deref().expect("the etcd CA");
+    assert_eq!(subject_cn(cert), "flannel");
+    assert_eq!(issuer_cn(cert), subject_cn(etcd_ca));
+    assert_ne!(issuer_cn(cert), issuer_cn(&r.kubelet_client_cert));
+    assert!(joined.keys.flannel_etcd.is_some());
+
+    // A cluster without flannel ignores the CSR: no etcd credentials leave the master.
+    let plain = master(false).await;
+    let joined = client::join(&plain.url, &plain.token, "w1", &ips(), true)
+        .await
+        .unwrap();
+    assert!(joined.response.flannel_etcd_cert.is_none());
+    assert!(joined.response.etcd_ca.is_none());
 }
 
 #[tokio::test]
@@ -146,7 +192,7 @@ async fn a_token_for_another_ca_stops_before_the_secret_is_sent() {
             .replacen(&m.token.ca_pin, &"0".repeat(64), 1),
     )
     .unwrap();
-    match client::join(&m.url, &wrong, "w1", &ips()).await {
+    match client::join(&m.url, &wrong, "w1", &ips(), false).await {
         Err(ClientError::PinMismatch { expected, .. }) => assert_eq!(expected, "0".repeat(64)),
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("joined with a wrong pin"),
@@ -154,7 +200,7 @@ async fn a_token_for_another_ca_stops_before_the_secret_is_sent() {
 }
 
 async fn refused(m: &Master, t: &Token) -> (u16, String) {
-    match client::join(&m.url, t, "w1", &ips()).await {
+    match client::join(&m.url, t, "w1", &ips(), false).await {
         Err(ClientError::Refused { status, message }) => (status, message),
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("joined with {t:?}"),
@@ -211,7 +257,9 @@ async fn bodies_are_size_limited() {
 #[tokio::test]
 async fn a_node_name_cannot_be_taken_over_unless_the_master_forces_it() {
     let m = master(false).await;
-    client::join(&m.url, &m.token, "w1", &ips()).await.unwrap();
+    client::join(&m.url, &m.token, "w1", &ips(), false)
+        .await
+        .unwrap();
     let (status, message) = refused(&m, &m.token).await;
     assert_eq!(status, 409);
     assert!(
@@ -219,10 +267,10 @@ async fn a_node_name_cannot_be_taken_over_unless_the_master_forces_it() {
         "{message}"
     );
     let forced = master(true).await;
-    client::join(&forced.url, &forced.token, "w1", &ips())
+    client::join(&forced.url, &forced.token, "w1", &ips(), false)
         .await
         .unwrap();
-    client::join(&forced.url, &forced.token, "w1", &ips())
+    client::join(&forced.url, &forced.token, "w1", &ips(), false)
         .await
         .unwrap();
 }
@@ -246,6 +294,7 @@ async fn a_csr_for_another_node_is_refused() {
         kubelet_client_csr: csr.clone(),
         kubelet_serving_csr: csr.clone(),
         kube_proxy_csr: csr,
+        flannel_etcd_csr: None,
     };
     let http = reqwest::Client::builder()
         .tls_danger_accept_invalid_certs(true)

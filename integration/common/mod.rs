@@ -178,6 +178,97 @@ impl Drop for Netns {
     }
 }
 
+/// A LAN for multi-node tests: a bridge in a namespace of its own, and node namespaces
+/// plugged into it by veth pairs. No namespace gets a default route.
+pub struct Lan {
+    /// Declared before `switch`, so nodes go first when a `Lan` is dropped.
+    pub nodes: Vec<Netns>,
+    pub switch: Netns,
+}
+
+impl Lan {
+    pub fn new(tag: &str) -> Self {
+        let switch = Netns::new(&format!("{tag}sw"));
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        Self {
+            nodes: Vec::new(),
+            switch,
+        }
+    }
+
+    /// Adds a node namespace with `cidr` (e.g. `10.78.0.2/24`) on its `eth0`; returns its index.
+    pub fn add_node(&mut self, tag: &str, cidr: &str) -> usize {
+        let ns = Netns::new(tag);
+        let port = format!("p{}", self.nodes.len());
+        self.switch.ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
+        self.switch.ip(&["link", "set", &port, "master", "br0"]);
+        self.switch.ip(&["link", "set", &port, "up"]);
+        ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        self.nodes.push(ns);
+        self.nodes.len() - 1
+    }
+}
+
+/// Kills every process in the cgroup `root` (below each v1 controller, and the v2 tree) and
+/// removes its cgroups, deepest first: the pods of a kubelet that ran with that cgroup root
+/// (their processes live in pod network namespaces, outside the node's, and survive kubesup
+/// by design). Bounded.
+pub fn remove_cgroup_tree(root: &str) {
+    let base = Path::new("/sys/fs/cgroup");
+    let rel = root.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
+    let mut tops = Vec::new();
+    if base.join("cgroup.controllers").exists() {
+        tops.push(base.join(rel));
+    } else if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() && p.join(rel).exists() {
+                tops.push(p.join(rel));
+            }
+        }
+    }
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        out.push(dir.to_path_buf());
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+    }
+    for _ in 0..50 {
+        let mut dirs = Vec::new();
+        for t in &tops {
+            walk(t, &mut dirs);
+        }
+        if dirs.is_empty() {
+            return;
+        }
+        for d in &dirs {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in &dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The test bed's mirror, served over HTTP on 127.0.0.1 inside a namespace.
 pub struct Mirror {
     child: Child,
@@ -251,13 +342,44 @@ impl Kubesup {
     /// Starts `kubesup ARGS` in `ns`, in its own process group, logging to a file in the data
     /// dir's parent.
     pub fn start(ns: &Netns, data_dir: &Path, args: &[&str]) -> Self {
+        Self::spawn(ns.command(&kubesup_bin()), data_dir, args)
+    }
+
+    /// Like [`start`](Self::start), but also in a mount namespace of its own, where node
+    /// directories under `node_root` are bind-mounted over the machine-wide paths that two
+    /// nodes on one machine would share: /var/log (kubelet's fixed /var/log/pods and
+    /// /var/log/containers, which each kubelet garbage-collects), /run/netns (where containerd
+    /// pins pod network namespaces) and /var/lib/cni (libcni's result cache). The mount
+    /// namespace, and every mount kubelet and containerd make in it, ends with its last
+    /// process; what they wrote stays under `node_root`, which the test removes.
+    pub fn start_isolated(ns: &Netns, data_dir: &Path, node_root: &Path, args: &[&str]) -> Self {
+        for d in ["var-log", "netns", "cni"] {
+            std::fs::create_dir_all(node_root.join(d)).expect("node dir");
+        }
+        // Bind targets must exist: /var/lib/cni is created empty, where any CNI user would.
+        std::fs::create_dir_all("/var/lib/cni").expect("/var/lib/cni");
+        std::fs::create_dir_all("/run/netns").expect("/run/netns");
+        let script = "set -e; r=$1; shift; \
+            mount --bind \"$r/var-log\" /var/log; \
+            mount --bind \"$r/netns\" /run/netns; \
+            mount --bind \"$r/cni\" /var/lib/cni; \
+            exec \"$@\"";
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", ns.name))
+            .args(["--", "unshare", "--mount", "--propagation", "private", "--"])
+            .args(["sh", "-c", script, "sh"])
+            .arg(node_root)
+            .arg(kubesup_bin());
+        Self::spawn(cmd, data_dir, args)
+    }
+
+    fn spawn(mut cmd: Command, data_dir: &Path, args: &[&str]) -> Self {
         let log = data_dir.with_extension("log");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("kubesup log file");
-        let mut cmd = ns.command(&kubesup_bin());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log fd"))

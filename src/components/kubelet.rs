@@ -47,6 +47,9 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
         // Small disks (and test machines) must not evict everything at once.
         "evictionHard": {"nodefs.available": "1%", "imagefs.available": "1%", "memory.available": "50Mi"},
     });
+    if let Some(root) = &cfg.kubelet.cgroup_root {
+        doc["cgroupRoot"] = json!(root);
+    }
     if flags::kubelet_runtime_endpoint_in_config(v) {
         doc["containerRuntimeEndpoint"] = json!(endpoint);
     }
@@ -73,6 +76,10 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
         tls: None,
     });
     let mut deps = vec![Component::Containerd];
+    if cfg.network == crate::config::Network::Flannel {
+        // The CNI config points at flanneld's subnet file.
+        deps.push(Component::Flanneld);
+    }
     if matches!(ctx.role, NodeRole::Master { .. }) {
         deps.push(Component::KubeApiserver);
     }

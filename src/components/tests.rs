@@ -168,9 +168,22 @@ fn dependency_graph() {
     assert_eq!(deps(Component::KubeApiserver), ["etcd"]);
     assert_eq!(deps(Component::KubeControllerManager), ["kube-apiserver"]);
     assert_eq!(deps(Component::KubeScheduler), ["kube-apiserver"]);
-    assert_eq!(deps(Component::Kubelet), ["containerd", "kube-apiserver"]);
+    // The CNI config points at flanneld's subnet file: kubelet waits for it.
+    assert_eq!(
+        deps(Component::Kubelet),
+        ["containerd", "flanneld", "kube-apiserver"]
+    );
     let w = plans(&c, NodeRole::Worker);
-    assert_eq!(get(&w, Component::Kubelet).spec.depends_on, ["containerd"]);
+    assert_eq!(
+        get(&w, Component::Kubelet).spec.depends_on,
+        ["containerd", "flanneld"]
+    );
+    let plain = cfg("network: none", "v1.20.2");
+    let w_plain = plans(&plain, NodeRole::Worker);
+    assert_eq!(
+        get(&w_plain, Component::Kubelet).spec.depends_on,
+        ["containerd"]
+    );
     assert!(get(&w, Component::KubeProxy).spec.depends_on.is_empty());
     assert!(w.iter().all(|p| p.component != Component::Etcd));
     let names: Vec<_> = plans(&c, NodeRole::Master { schedulable: false })
@@ -231,4 +244,21 @@ fn cni_bridge_config_uses_the_node_subnet_and_its_own_ipam_dir() {
     assert_eq!(ipam["ranges"][0][0]["subnet"], "10.2.1.0/24");
     assert_eq!(ipam["ranges"][0][0]["gateway"], "10.2.1.1");
     assert_eq!(ipam["dataDir"], "/srv/ks/cni/networks");
+}
+
+#[test]
+fn kubelet_cgroup_root_is_set_only_when_configured() {
+    let kubelet_config = |c: &Config| {
+        let ps = plans(c, NodeRole::Worker);
+        get(&ps, Component::Kubelet)
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("config.yaml"))
+            .unwrap()
+            .contents
+            .clone()
+    };
+    assert!(!kubelet_config(&cfg("", "v1.20.2")).contains("cgroupRoot"));
+    let c = cfg("kubelet: {cgroup-root: /kubesup/w1}", "v1.20.2");
+    assert!(kubelet_config(&c).contains("cgroupRoot: /kubesup/w1"));
 }

@@ -40,6 +40,8 @@ pub struct NodeKeys {
     pub kubelet_client: Secret,
     pub kubelet_serving: Secret,
     pub kube_proxy: Secret,
+    /// flanneld's etcd client key, when the cluster runs flannel.
+    pub flannel_etcd: Option<Secret>,
 }
 
 pub struct Joined {
@@ -110,16 +112,19 @@ fn csr(
         .map_err(|e| ClientError::Csr(e.to_string()))
 }
 
-/// Makes this node's keys and CSRs and asks the master to sign them.
+/// Makes this node's keys and CSRs and asks the master to sign them. With `flannel`, also a
+/// key and CSR for flanneld's etcd client.
 pub async fn join(
     join_url: &str,
     token: &Token,
     node_name: &str,
     node_ips: &[IpAddr],
+    flannel: bool,
 ) -> Result<Joined, ClientError> {
     let ca = fetch_ca(join_url, token).await?;
     let gen_key = || KeyPair::generate().map_err(|e| ClientError::Csr(e.to_string()));
     let (kc, ks, kp) = (gen_key()?, gen_key()?, gen_key()?);
+    let kf = if flannel { Some(gen_key()?) } else { None };
     let mut serving_sans =
         vec![SanType::DnsName(node_name.try_into().map_err(
             |e: rcgen::Error| ClientError::Csr(e.to_string()),
@@ -141,6 +146,10 @@ pub async fn join(
             serving_sans,
         )?,
         kube_proxy_csr: csr(&kp, "system:kube-proxy", None, vec![])?,
+        flannel_etcd_csr: kf
+            .as_ref()
+            .map(|k| csr(k, "flannel", None, vec![]))
+            .transpose()?,
     };
     let url = format!("{}/v1/join", join_url.trim_end_matches('/'));
     let unreachable = |message: String| ClientError::Unreachable {
@@ -176,6 +185,7 @@ pub async fn join(
             kubelet_client: Secret::new(kc.serialize_pem()),
             kubelet_serving: Secret::new(ks.serialize_pem()),
             kube_proxy: Secret::new(kp.serialize_pem()),
+            flannel_etcd: kf.map(|k| Secret::new(k.serialize_pem())),
         },
         response,
     })

@@ -10,3 +10,5 @@ pub mod client;
 pub mod server;
 pub mod store;
 pub mod token;
+
+pub use server::serve_on_master;

@@ -72,6 +72,9 @@ pub struct JoinRequest {
     pub kubelet_client_csr: String,
     pub kubelet_serving_csr: String,
     pub kube_proxy_csr: String,
+    /// flanneld's etcd client CSR, when the cluster's network is flannel.
+    #[serde(default)]
+    pub flannel_etcd_csr: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +83,11 @@ pub struct JoinResponse {
     pub kubelet_client_cert: String,
     pub kubelet_serving_cert: String,
     pub kube_proxy_cert: String,
+    /// The etcd CA and flanneld's etcd client cert, when a flannel CSR was sent.
+    #[serde(default)]
+    pub etcd_ca: Option<String>,
+    #[serde(default)]
+    pub flannel_etcd_cert: Option<String>,
     pub cluster: ClusterInfo,
 }
 
@@ -134,6 +142,8 @@ impl Backend {
 
 pub struct JoinContext {
     pub ca: LoadedCa,
+    /// Signs flanneld's etcd client certs; `None` when the cluster does not run flannel.
+    pub etcd_ca: Option<LoadedCa>,
     pub cluster: ClusterInfo,
     pub backend: Backend,
     /// Let a node name rejoin with a new key (`kubesup master --force`).
@@ -152,6 +162,7 @@ impl JoinContext {
     ) -> Self {
         Self {
             ca,
+            etcd_ca: None,
             cluster,
             backend,
             force,
@@ -371,7 +382,16 @@ async fn join(
             )?,
         ))
     })();
-    let (client, serving, proxy) = match signed {
+    let flannel = match (&request.flannel_etcd_csr, &ctx.etcd_ca) {
+        (Some(csr), Some(etcd_ca)) => Some(
+            sign_node_csr(etcd_ca, csr, &node, NodeCertKind::FlannelEtcdClient, v)
+                .map(|cert| (etcd_ca.cert_pem().to_string(), cert)),
+        ),
+        _ => None,
+    }
+    .transpose();
+    let signed = signed.and_then(|s| flannel.map(|f| (s, f)));
+    let ((client, serving, proxy), flannel) = match signed {
         Ok(s) => s,
         Err(e) => {
             warn!(%peer, node = %node.name, token = %record.id, error = %e, "refused a CSR");
@@ -390,6 +410,8 @@ async fn join(
         kubelet_client_cert: client,
         kubelet_serving_cert: serving,
         kube_proxy_cert: proxy,
+        etcd_ca: flannel.as_ref().map(|(ca, _)| ca.clone()),
+        flannel_etcd_cert: flannel.map(|(_, cert)| cert),
         cluster: ctx.cluster.clone(),
     };
     reply(
@@ -397,6 +419,94 @@ async fn join(
         serde_json::to_string(&resp).unwrap_or_default(),
         "application/json",
     )
+}
+
+/// Serves the join API on a master for as long as the task runs: the cluster CA signs node
+/// certificates, tokens are read from the master's etcd, and the server listens on the
+/// advertise address only.
+pub async fn serve_on_master(
+    cfg: crate::config::Config,
+    advertise: IpAddr,
+    manifest: crate::fetch::ReleaseManifest,
+    force: bool,
+) {
+    let pki_paths = cfg.paths.pki();
+    let pki = crate::pki::Pki::new(&cfg.paths);
+    let load = || -> Result<_, String> {
+        let ca = pki
+            .load_ca(crate::pki::CaKind::Cluster)
+            .map_err(|e| e.to_string())?;
+        let etcd_ca = match cfg.network {
+            crate::config::Network::Flannel => Some(
+                pki.load_ca(crate::pki::CaKind::Etcd)
+                    .map_err(|e| e.to_string())?,
+            ),
+            crate::config::Network::None => None,
+        };
+        let pair = pki_paths.join_server();
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        let tls = tls_config(&read(&pair.cert)?, &read(&pair.key)?).map_err(|e| e.to_string())?;
+        Ok((ca, etcd_ca, tls))
+    };
+    let (ca, etcd_ca, tls) = match load() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "the join API cannot start; workers cannot join");
+            return;
+        }
+    };
+    let client_pair = pki_paths.apiserver_etcd_client();
+    let etcd_tls = crate::etcd::EtcdTls {
+        ca: pki_paths.etcd_ca().cert,
+        cert: client_pair.cert,
+        key: client_pair.key,
+    };
+    let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
+    // etcd was ready a moment ago; a restart of it in between is retried, boundedly per
+    // attempt, for as long as kubesup runs.
+    let mut delay = Duration::from_millis(200);
+    let etcd = loop {
+        match crate::etcd::connect(&endpoint, &etcd_tls).await {
+            Ok(c) => break c,
+            Err(e) => {
+                warn!(error = %e, "join API: cannot reach etcd yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    let cluster = ClusterInfo {
+        api_servers: vec![crate::components::https_url(advertise, cfg.api_port)],
+        etcd_servers: vec![crate::etcd::endpoint(advertise, cfg.ports.etcd_client)],
+        cluster_dns: cfg.cluster_dns.to_string(),
+        cluster_domain: cfg.cluster_domain.clone(),
+        pod_cidr: cfg.pod_cidr.to_string(),
+        service_cidr: cfg.service_cidr.to_string(),
+        network: cfg.network.to_string(),
+        kube_version: cfg.kube_version.to_string(),
+        etcd_version: Some(manifest.etcd_version.clone()),
+        mirror: cfg.mirror.clone(),
+    };
+    let mut ctx = JoinContext::new(
+        ca,
+        cluster,
+        Backend::Etcd(Box::new(etcd)),
+        force,
+        cfg.pki.leaf_validity,
+    );
+    ctx.etcd_ca = etcd_ca;
+    let addr = SocketAddr::new(advertise, cfg.join_port);
+    let listener = match bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "the join API cannot start; workers cannot join");
+            return;
+        }
+    };
+    info!(%addr, force, "join API listening");
+    serve(listener, tls, Arc::new(ctx)).await;
 }
 
 fn expired(r: &TokenRecord) -> bool {

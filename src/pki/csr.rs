@@ -37,6 +37,19 @@ pub enum NodeCertKind {
     KubeletServing,
     /// kube-proxy's client cert: CN `system:kube-proxy`, no O, clientAuth, no SANs.
     KubeProxy,
+    /// flanneld's etcd client cert (etcd backend): CN `flannel`, no O, clientAuth, no SANs,
+    /// signed by the etcd CA.
+    FlannelEtcdClient,
+}
+
+impl NodeCertKind {
+    /// The CA that signs this kind.
+    pub fn ca(self) -> CaKind {
+        match self {
+            Self::FlannelEtcdClient => CaKind::Etcd,
+            _ => CaKind::Cluster,
+        }
+    }
 }
 
 impl fmt::Display for NodeCertKind {
@@ -45,6 +58,7 @@ impl fmt::Display for NodeCertKind {
             Self::KubeletClient => "kubelet client",
             Self::KubeletServing => "kubelet serving",
             Self::KubeProxy => "kube-proxy client",
+            Self::FlannelEtcdClient => "flannel etcd client",
         })
     }
 }
@@ -98,8 +112,12 @@ pub enum PolicyError {
     },
     #[error("CSR asks for key usage {usage}")]
     UnexpectedKeyUsage { usage: String },
-    #[error("node certificates are signed by the cluster CA, not by {ca}")]
-    WrongCa { ca: CaKind },
+    #[error("{kind} certificates are signed by the {want} CA, not by the {ca} CA")]
+    WrongCa {
+        kind: NodeCertKind,
+        want: CaKind,
+        ca: CaKind,
+    },
     #[error("cannot sign the node certificate")]
     Sign {
         #[source]
@@ -116,8 +134,12 @@ pub fn sign_node_csr(
     kind: NodeCertKind,
     validity: Duration,
 ) -> Result<String, PolicyError> {
-    if ca.kind() != CaKind::Cluster {
-        return Err(PolicyError::WrongCa { ca: ca.kind() });
+    if ca.kind() != kind.ca() {
+        return Err(PolicyError::WrongCa {
+            kind,
+            want: kind.ca(),
+            ca: ca.kind(),
+        });
     }
     let node = &requesting_node.name;
     if !super::is_dns_subdomain(node) {
@@ -149,6 +171,7 @@ pub fn sign_node_csr(
             (node_cn.as_str(), Some("system:nodes"))
         }
         NodeCertKind::KubeProxy => ("system:kube-proxy", None),
+        NodeCertKind::FlannelEtcdClient => ("flannel", None),
     };
     if subject.common_names != [want_cn] {
         if let [cn] = subject.common_names.as_slice()

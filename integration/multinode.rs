@@ -1,0 +1,540 @@
+//! Multi-node clusters on one machine, on the real test bed: a master and two workers, each in
+//! its own network namespace on a bridge in a namespace of the test's own, none with a default
+//! route. Each worker also runs in its own mount namespace (kubelet's /var/log paths are fixed)
+//! and with its own kubelet cgroup root.
+//!
+//! Test-bed stand-ins, said plainly: there is no flanneld in any reachable registry, so the
+//! cluster runs `network: none` and the test adds routes between the nodes' pod CIDRs exactly
+//! as flannel's host-gw backend would; and a route for the service CIDR, which a real node's
+//! default route covers. Images come from integration/build-images.py (pause from the
+//! Kubernetes source tree, busybox from Debian), imported with `ctr`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin, master_config,
+    remove_cgroup_tree, wait_for,
+};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+const MASTER_IP: &str = "10.78.0.1";
+const WORKER_IPS: [&str; 2] = ["10.78.0.2", "10.78.0.3"];
+const SERVICE_CIDR: &str = "10.3.0.0/24";
+
+fn join_url() -> String {
+    format!("https://{MASTER_IP}:9443")
+}
+
+/// Kills the pods of the kubelets that ran with these cgroup roots, after every kubesup has
+/// stopped (pods outlive kubesup by design).
+struct CgroupRoots(Vec<String>);
+
+impl Drop for CgroupRoots {
+    fn drop(&mut self) {
+        for r in &self.0 {
+            remove_cgroup_tree(r);
+        }
+    }
+}
+
+/// Runs a command that must finish on its own, killing it after `timeout`.
+fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+    }
+}
+
+fn worker_config(dir: &Path, name: &str, mirror: &str, cgroup_root: &str) -> (PathBuf, PathBuf) {
+    let data = dir.join(name);
+    let cfg = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "data-dir: {}\nnode-name: it-{name}\nmirror: {mirror}\n\
+             fetch: {{etcd-version: {}}}\n\
+             containerd: {{sandbox-image: kubesup.local/pause:3.2}}\n\
+             kubelet: {{cgroup-root: {cgroup_root}}}\n",
+            data.display(),
+            common::ETCD_VERSION,
+        ),
+    )
+    .unwrap();
+    (data, cfg)
+}
+
+fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
+    let out = kubectl(
+        tb,
+        ns,
+        kc,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+fn error_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error"))
+        .map(String::from)
+        .collect()
+}
+
+/// A join that must fail: non-zero exit, one error line containing `expect`, nothing written.
+fn join_fails(ns: &Netns, scratch: &Path, tag: &str, token: &str, expect: &str) {
+    let data = scratch.join(format!("bad-{tag}"));
+    let mut cmd = ns.command(&kubesup_bin());
+    cmd.args(["worker", "--node-name", "it-bad", "--join", &join_url()])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("KUBESUP_TOKEN", token);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let errors = error_lines(&out);
+    assert!(
+        !out.status.success(),
+        "{tag}: the join succeeded: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(errors.len(), 1, "{tag}: not one error line: {errors:?}");
+    assert!(errors[0].contains(expect), "{tag}: {:?}", errors[0]);
+    assert!(
+        !errors[0].contains(&token[token.len() - 16..]),
+        "{tag}: the error shows the secret"
+    );
+    assert!(!data.exists(), "{tag}: the failed join wrote {data:?}");
+}
+
+#[test]
+fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
+    let Some(tb) = Testbed::get() else { return };
+    let scratch = Scratch::new("mn");
+    let mut lan = Lan::new("mn");
+    let m = lan.add_node("mnm", &format!("{MASTER_IP}/24"));
+    let w: Vec<usize> = WORKER_IPS
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| lan.add_node(&format!("mnw{}", i + 1), &format!("{ip}/24")))
+        .collect();
+    let mirrors: Vec<Mirror> = lan.nodes.iter().map(|ns| Mirror::serve(ns, &tb)).collect();
+    let roots: Vec<String> = (1..=2)
+        .map(|i| format!("/kubesup-it-w{i}-{}", std::process::id()))
+        .collect();
+    let _cgroups = CgroupRoots(roots.clone());
+
+    // The master: control plane only (no kubelet), network none.
+    let (mdata, mcfg) = master_config(
+        &scratch.dir,
+        "m",
+        MASTER_IP,
+        &mirrors[m].url,
+        "network: none\n",
+    );
+    let master = Kubesup::start(
+        &lan.nodes[m],
+        &mdata,
+        &["master", "--config", &mcfg.to_string_lossy()],
+    );
+    master.wait_ready(Duration::from_secs(240));
+    let kc = mdata.join("kubeconfig/admin.conf");
+    let mns = &lan.nodes[m];
+    let token_cmd = |args: &[&str]| {
+        let out = mns
+            .command(&kubesup_bin())
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&mdata)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "token {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let token = token_cmd(&["create", "--ttl", "1h"]);
+    let short = token_cmd(&["create", "--ttl", "2s"]);
+    let t0 = Instant::now();
+
+    // Wrong secret, wrong CA pin, expired: each a one-line error, a non-zero exit, and no
+    // data dir.
+    let parsed = kubesup::join::token::Token::parse(&token).unwrap();
+    let wrong_secret = format!("K10{}::{}.{}", parsed.ca_pin, parsed.id, "0".repeat(16));
+    join_fails(
+        &lan.nodes[w[0]],
+        &scratch.dir,
+        "wrong-secret",
+        &wrong_secret,
+        "invalid, expired or revoked join token",
+    );
+    let wrong_pin = format!(
+        "K10{}::{}",
+        "ab".repeat(32),
+        token.split_once("::").unwrap().1
+    );
+    join_fails(
+        &lan.nodes[w[0]],
+        &scratch.dir,
+        "wrong-pin",
+        &wrong_pin,
+        "does not match the token",
+    );
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
+    join_fails(
+        &lan.nodes[w[0]],
+        &scratch.dir,
+        "expired",
+        &short,
+        "invalid, expired or revoked join token",
+    );
+
+    // Both workers join with the one token: w1 from a 0600 file, w2 from the environment.
+    let token_file = scratch.dir.join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut workers = Vec::new();
+    let mut wdata = Vec::new();
+    for (i, &wi) in w.iter().enumerate() {
+        let name = format!("w{}", i + 1);
+        let (data, cfg) = worker_config(&scratch.dir, &name, &mirrors[wi].url, &roots[i]);
+        let node_root = scratch.dir.join(format!("{name}-root"));
+        let cfg = cfg.to_string_lossy().into_owned();
+        let url = join_url();
+        let token_path = token_file.to_string_lossy().into_owned();
+        let mut args = vec!["worker", "--config", &cfg, "--join", &url];
+        if i == 0 {
+            args.extend(["--token-file", &token_path]);
+        }
+        // SAFETY of the test: the environment is read by the child only.
+        let ks = if i == 1 {
+            unsafe { std::env::set_var("KUBESUP_TOKEN", &token) };
+            let ks = Kubesup::start_isolated(&lan.nodes[wi], &data, &node_root, &args);
+            unsafe { std::env::remove_var("KUBESUP_TOKEN") };
+            ks
+        } else {
+            Kubesup::start_isolated(&lan.nodes[wi], &data, &node_root, &args)
+        };
+        workers.push(ks);
+        wdata.push(data);
+    }
+    for ks in &workers {
+        ks.wait_ready(Duration::from_secs(240));
+    }
+    for (i, data) in wdata.iter().enumerate() {
+        let name = format!("it-w{}", i + 1);
+        let ready = wait_for(Duration::from_secs(120), || {
+            node_ready(&tb, mns, &kc, &name).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "{name} never went Ready\n{}",
+            workers[i].log_tail(60)
+        );
+        // The node's private keys were made on it and never left it.
+        let key = data.join("pki/kubelet/kubelet-client.key");
+        let key = if key.exists() {
+            key
+        } else {
+            std::fs::read_dir(data.join("pki"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".key"))
+                .unwrap()
+        };
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(
+            !data.join("pki/ca.key").exists(),
+            "a worker holds the CA key"
+        );
+    }
+    eprintln!("both workers Ready {:?} after the join", t0.elapsed());
+
+    // Images, imported into each worker's containerd (k8s.io namespace).
+    let images = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/build-images.py"))
+        .output()
+        .unwrap();
+    assert!(images.status.success(), "{images:?}");
+    let image_dir = PathBuf::from(String::from_utf8_lossy(&images.stdout).trim());
+    for data in &wdata {
+        for img in ["pause.tar", "busybox.tar"] {
+            let out = Command::new("ctr")
+                .arg("-a")
+                .arg(data.join("containerd/containerd.sock"))
+                .args(["-n", "k8s.io", "images", "import"])
+                .arg(image_dir.join(img))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ctr import {img}: {out:?}");
+        }
+    }
+
+    // host-gw stand-in: routes between the nodes' pod CIDRs, and to the service CIDR.
+    let cidr = |node: &str| {
+        let out = kubectl(
+            &tb,
+            mns,
+            &kc,
+            &["get", "node", node, "-o", "jsonpath={.spec.podCIDR}"],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let cidrs = [cidr("it-w1"), cidr("it-w2")];
+    assert!(cidrs.iter().all(|c| !c.is_empty()), "podCIDRs: {cidrs:?}");
+    for (i, &wi) in w.iter().enumerate() {
+        let other = 1 - i;
+        lan.nodes[wi].ip(&["route", "add", &cidrs[other], "via", WORKER_IPS[other]]);
+        lan.nodes[wi].ip(&["route", "add", SERVICE_CIDR, "dev", "eth0"]);
+    }
+
+    // A 2-replica busybox Deployment, one pod per worker, and a ClusterIP Service.
+    let manifest = scratch.dir.join("web.yaml");
+    std::fs::write(&manifest, WEB).unwrap();
+    let out = kubectl(&tb, mns, &kc, &["apply", "-f", &manifest.to_string_lossy()]);
+    assert!(out.status.success(), "{out:?}");
+    let pods = wait_for(Duration::from_secs(180), || {
+        let out = kubectl(
+            &tb,
+            mns,
+            &kc,
+            &["get", "pods", "-l", "app=web", "-o", "json"],
+        );
+        let v = json(&out);
+        let items = v["items"].as_array()?.clone();
+        let running: Vec<(String, String, String)> = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string())
+            .map(|p| {
+                (
+                    p["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["status"]["podIP"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        (running.len() == 2 && running[0].1 != running[1].1).then_some(running)
+    })
+    .unwrap_or_else(|| {
+        let out = kubectl(&tb, mns, &kc, &["describe", "pods", "-l", "app=web"]);
+        panic!(
+            "the Deployment never ran on both workers:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            workers[0].log_tail(40)
+        )
+    });
+    eprintln!("pods: {pods:?}");
+
+    // Pod to pod across nodes.
+    let (a, b) = (&pods[0], &pods[1]);
+    let mut last = String::new();
+    let answer = wait_for(Duration::from_secs(60), || {
+        let out = kubectl(
+            &tb,
+            mns,
+            &kc,
+            &[
+                "exec",
+                &a.0,
+                "--",
+                "sh",
+                "-c",
+                // Debian's static busybox wget crashes without glibc's NSS modules; nc does not
+                // resolve anything.
+                &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} 8080", b.2),
+            ],
+        );
+        let s = String::from_utf8_lossy(&out.stdout).to_string();
+        last = format!("{s} {}", String::from_utf8_lossy(&out.stderr));
+        s.lines().any(|l| l.trim() == b.0).then_some(())
+    });
+    if answer.is_none() {
+        let diag: Vec<String> = w
+            .iter()
+            .flat_map(|&wi| {
+                let ns = &lan.nodes[wi];
+                [
+                    ns.exec_ok(&["ip", "route"]),
+                    ns.exec_ok(&["ip", "-br", "addr"]),
+                    ns.exec_ok(&["iptables", "-S", "FORWARD"]),
+                    ns.exec_ok(&["iptables", "-t", "nat", "-S", "POSTROUTING"]),
+                ]
+            })
+            .collect();
+        panic!(
+            "pod {} on {} cannot reach pod {} on {}: {last}\n{}",
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            diag.join("\n")
+        );
+    }
+
+    // The Service's ClusterIP answers from a worker, through kube-proxy's rules there.
+    let out = kubectl(
+        &tb,
+        mns,
+        &kc,
+        &["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    let cluster_ip = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let names: Vec<&str> = pods.iter().map(|p| p.0.as_str()).collect();
+    let via_service = wait_for(Duration::from_secs(60), || {
+        let out = lan.nodes[w[0]].exec(&[
+            "curl",
+            "-s",
+            "--max-time",
+            "3",
+            &format!("http://{cluster_ip}/"),
+        ]);
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        names.contains(&s.as_str()).then_some(s)
+    });
+    assert!(
+        via_service.is_some(),
+        "ClusterIP {cluster_ip} did not answer"
+    );
+
+    // kill -9 a worker's kubelet: restarted, node still Ready.
+    let status = workers[0].status().unwrap();
+    let kubelet = Kubesup::component(&status, "kubelet").unwrap().clone();
+    let (old_pid, restarts) = (
+        kubelet["pid"].as_i64().unwrap() as i32,
+        kubelet["restarts"].as_u64().unwrap(),
+    );
+    kill(Pid::from_raw(old_pid), Signal::SIGKILL).unwrap();
+    let back = wait_for(Duration::from_secs(120), || {
+        let s = workers[0].status()?;
+        let k = Kubesup::component(&s, "kubelet")?;
+        (k["ready"] == true && k["restarts"].as_u64()? > restarts && k["pid"] != old_pid)
+            .then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "kubelet not restarted\n{}",
+        workers[0].log_tail(40)
+    );
+    assert!(
+        wait_for(Duration::from_secs(60), || node_ready(
+            &tb, mns, &kc, "it-w1"
+        )
+        .then_some(()))
+        .is_some(),
+        "it-w1 not Ready after its kubelet was killed"
+    );
+
+    // Restarting a worker's kubesup rejoins without a token.
+    let w1 = &mut workers[0];
+    w1.signal(Signal::SIGTERM);
+    let exit = w1
+        .wait_exit(Duration::from_secs(120))
+        .expect("worker stops");
+    assert!(exit.success(), "{}", w1.log_tail(30));
+    let (_, cfg) = worker_config(&scratch.dir, "w1", &mirrors[w[0]].url, &roots[0]);
+    let again = Kubesup::start_isolated(
+        &lan.nodes[w[0]],
+        &wdata[0],
+        &scratch.dir.join("w1-root"),
+        &["worker", "--config", &cfg.to_string_lossy()],
+    );
+    again.wait_ready(Duration::from_secs(180));
+    assert!(
+        wait_for(Duration::from_secs(120), || node_ready(
+            &tb, mns, &kc, "it-w1"
+        )
+        .then_some(()))
+        .is_some(),
+        "it-w1 not Ready after kubesup restarted\n{}",
+        again.log_tail(40)
+    );
+    workers[0] = again;
+    drop(workers);
+    drop(master);
+}
+
+const WEB: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector:
+              matchLabels: {app: web}
+            topologyKey: kubernetes.io/hostname
+      terminationGracePeriodSeconds: 1
+      enableServiceLinks: false
+      automountServiceAccountToken: false
+      containers:
+      - name: web
+        image: kubesup.local/busybox:1.35
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"]
+        ports:
+        - containerPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 8080
+"#;

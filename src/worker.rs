@@ -1,0 +1,433 @@
+//! `kubesup worker`: join a cluster once with one token, then supervise this node's
+//! containerd, kubelet, kube-proxy (and flanneld when the network is flannel).
+//!
+//! Joining writes nothing until the master has accepted the node: the token is parsed, the
+//! master's CA checked against its pin, keys made here and the CSRs signed there, all before
+//! the data dir is even created. Then the credentials are written, and the identity record
+//! (`join/node.json`) last, so that a crash part-way leaves a node that simply joins again.
+//!
+//! A restarted worker finds its identity and needs no token. Cluster-wide settings (pod and
+//! service CIDRs, DNS, domain, network, Kubernetes version) come from the master's answer and
+//! override the local config, so a worker cannot disagree with its cluster; `mirror` set
+//! locally wins, since how a node reaches its binaries is local.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::components::{self, Component, NodeRole};
+use crate::config::{Config, ConfigError, Problems, RawConfig};
+use crate::fsutil;
+use crate::join::client::{self, ClientError, Joined};
+use crate::join::server::ClusterInfo;
+use crate::join::token::Token;
+use crate::kube::{Credentials, Kube};
+use crate::node::{Hook, Node, Reload};
+use crate::paths::{KubeconfigUser, Paths};
+use crate::specs::{Build, BuildError, fetch_binaries, ports};
+use crate::supervise::Supervisor;
+
+const KEY_MODE: u32 = 0o600;
+const CERT_MODE: u32 = 0o644;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot join the cluster: {0}")]
+    Join(#[from] ClientError),
+    #[error(
+        "this node's identity in {path} is incomplete or unreadable ({reason}); run `kubesup reset` and join again with a new token"
+    )]
+    Identity { path: PathBuf, reason: String },
+    #[error("cannot write this node's credentials")]
+    Write(#[from] fsutil::FsError),
+    #[error("cannot find this node's address toward {target}: {source}; pass --advertise IP")]
+    Route {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the kubelet cgroup root {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Where the join token comes from (flag or environment, or a file).
+pub enum TokenSource {
+    Value(String),
+    File(PathBuf),
+}
+
+/// What a worker needs to come back after a restart, kept in `join/node.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub join_url: String,
+    pub node_name: String,
+    pub advertise: IpAddr,
+    pub cluster: ClusterInfo,
+    /// RFC 3339.
+    pub joined: String,
+}
+
+fn identity_file(paths: &Paths) -> PathBuf {
+    paths.join_dir().join("node.json")
+}
+
+/// Every file the node's identity consists of; all must exist for it to be reused.
+fn credential_files(paths: &Paths, flannel: bool) -> Vec<PathBuf> {
+    let pki = paths.pki();
+    let mut files = vec![
+        pki.ca().cert,
+        pki.kubelet_client().cert,
+        pki.kubelet_client().key,
+        pki.kubelet_server().cert,
+        pki.kubelet_server().key,
+        pki.kube_proxy().cert,
+        pki.kube_proxy().key,
+        paths.kubeconfig(KubeconfigUser::Kubelet),
+        paths.kubeconfig(KubeconfigUser::KubeProxy),
+    ];
+    if flannel {
+        files.extend([
+            pki.etcd_ca().cert,
+            pki.flannel_etcd_client().cert,
+            pki.flannel_etcd_client().key,
+        ]);
+    }
+    files
+}
+
+impl Identity {
+    /// `Ok(None)` when this node never joined.
+    pub fn load(paths: &Paths) -> Result<Option<Self>, WorkerError> {
+        let path = identity_file(paths);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(WorkerError::Identity {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let id: Identity = serde_json::from_str(&text).map_err(|e| WorkerError::Identity {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let flannel = id.cluster.network == "flannel";
+        if let Some(missing) = credential_files(paths, flannel)
+            .into_iter()
+            .find(|f| !f.exists())
+        {
+            return Err(WorkerError::Identity {
+                path,
+                reason: format!("{} is missing", missing.display()),
+            });
+        }
+        Ok(Some(id))
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> WorkerError {
+    let mut p = Problems::default();
+    p.push(field, message);
+    WorkerError::Config(ConfigError::Invalid(p))
+}
+
+fn read_token(source: TokenSource) -> Result<Token, WorkerError> {
+    let text = match source {
+        TokenSource::Value(t) => t,
+        TokenSource::File(path) => {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(&path).map_err(|e| {
+                invalid("token-file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            if meta.permissions().mode() & 0o004 != 0 {
+                warn!(file = %path.display(), "the token file is world-readable; chmod 600 it");
+            }
+            std::fs::read_to_string(&path).map_err(|e| {
+                invalid("token-file", format!("cannot read {}: {e}", path.display()))
+            })?
+        }
+    };
+    Token::parse(&text).map_err(|e| invalid("token", e.to_string()))
+}
+
+/// The address this machine would use to reach `join_url`'s host: the node's address when
+/// none is configured. Connecting a UDP socket sends nothing; it only asks the routing table.
+async fn route_source(join_url: &str) -> Result<IpAddr, WorkerError> {
+    let route_err = |source| WorkerError::Route {
+        target: join_url.to_string(),
+        source,
+    };
+    let url = reqwest::Url::parse(join_url).map_err(|e| {
+        invalid(
+            "join",
+            format!("{join_url:?} is not a URL ({e}); use e.g. https://10.0.0.1:9443"),
+        )
+    })?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid("join", format!("{join_url:?} names no host")))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(9443);
+    let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(route_err)?
+        .next()
+        .ok_or_else(|| {
+            route_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the host resolves to no address",
+            ))
+        })?;
+    let bind: SocketAddr = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .map_err(|_| route_err(std::io::Error::other("bad bind address")))?;
+    let sock = std::net::UdpSocket::bind(bind).map_err(route_err)?;
+    sock.connect(target).map_err(route_err)?;
+    Ok(sock.local_addr().map_err(route_err)?.ip())
+}
+
+/// Writes the node's credentials from the master's answer, and the identity record last.
+fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<(), WorkerError> {
+    let pki = paths.pki();
+    let r = &joined.response;
+    let k = &joined.keys;
+    let write = |p: &Path, s: &str, mode| fsutil::write_atomic(p, s.as_bytes(), mode);
+    write(&pki.ca().cert, &r.ca, CERT_MODE)?;
+    for (pair, cert, key) in [
+        (
+            pki.kubelet_client(),
+            &r.kubelet_client_cert,
+            &k.kubelet_client,
+        ),
+        (
+            pki.kubelet_server(),
+            &r.kubelet_serving_cert,
+            &k.kubelet_serving,
+        ),
+        (pki.kube_proxy(), &r.kube_proxy_cert, &k.kube_proxy),
+    ] {
+        write(&pair.key, key.expose(), KEY_MODE)?;
+        write(&pair.cert, cert, CERT_MODE)?;
+    }
+    if let (Some(etcd_ca), Some(cert), Some(key)) =
+        (&r.etcd_ca, &r.flannel_etcd_cert, &k.flannel_etcd)
+    {
+        let pair = pki.flannel_etcd_client();
+        write(&pki.etcd_ca().cert, etcd_ca, CERT_MODE)?;
+        write(&pair.key, key.expose(), KEY_MODE)?;
+        write(&pair.cert, cert, CERT_MODE)?;
+    }
+    let server = r
+        .cluster
+        .api_servers
+        .first()
+        .ok_or_else(|| ClientError::Answer("the master named no API server".into()))?;
+    for (user, name, cert, key) in [
+        (
+            KubeconfigUser::Kubelet,
+            format!("system:node:{}", id.node_name),
+            &r.kubelet_client_cert,
+            &k.kubelet_client,
+        ),
+        (
+            KubeconfigUser::KubeProxy,
+            "system:kube-proxy".to_string(),
+            &r.kube_proxy_cert,
+            &k.kube_proxy,
+        ),
+    ] {
+        let text = crate::pki::render_kubeconfig(server, &r.ca, &name, cert, key)
+            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        write(&paths.kubeconfig(user), text.expose(), KEY_MODE)?;
+    }
+    let json = serde_json::to_string_pretty(id).map_err(|e| ClientError::Answer(e.to_string()))?;
+    write(&identity_file(paths), &json, KEY_MODE)?;
+    Ok(())
+}
+
+/// The worker's config: its own, with the cluster-wide settings the master sent on top.
+fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError> {
+    let c = &id.cluster;
+    raw.pod_cidr = c.pod_cidr.clone();
+    raw.service_cidr = c.service_cidr.clone();
+    raw.api_service_ip = None;
+    raw.cluster_dns = c.cluster_dns.clone();
+    raw.cluster_domain = c.cluster_domain.clone();
+    raw.network = c.network.clone();
+    raw.kube_version = c.kube_version.clone();
+    raw.node_name = Some(id.node_name.clone());
+    raw.advertise = Some(id.advertise.to_string());
+    raw.schedulable = false;
+    if raw.mirror.is_none() {
+        raw.mirror = c.mirror.clone();
+    }
+    raw.validate()
+}
+
+/// Creates the kubelet's cgroup root in every mounted controller: kubelet refuses to start
+/// when it is missing.
+fn ensure_cgroup_root(root: &str) -> Result<(), WorkerError> {
+    let base = Path::new("/sys/fs/cgroup");
+    let rel = root.trim_start_matches('/');
+    let mut dirs = Vec::new();
+    if base.join("cgroup.controllers").exists() {
+        // cgroup v2: one tree.
+        dirs.push(base.join(rel));
+    } else if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let p = e.path();
+            // Controllers are directories; the comma-joined names are symlinks to them.
+            if p.is_dir() && !p.is_symlink() {
+                dirs.push(p.join(rel));
+            }
+        }
+    }
+    for d in dirs {
+        std::fs::create_dir_all(&d).map_err(|source| WorkerError::Cgroup {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// `kubesup worker`. `raw` is the node's own configuration (file, environment, flags).
+pub async fn run(
+    raw: RawConfig,
+    join_url: Option<String>,
+    token: Option<TokenSource>,
+    ignore_preflight: Vec<String>,
+) -> Result<(), WorkerError> {
+    let local = raw.validate()?;
+    let paths = local.paths.clone();
+
+    let (id, joined) = match Identity::load(&paths)? {
+        Some(id) => {
+            if token.is_some() {
+                info!(node = %id.node_name, "this node already joined; the token is not needed and was not used");
+            }
+            (id, None)
+        }
+        None => {
+            let (Some(join_url), Some(token)) = (join_url, token) else {
+                return Err(invalid(
+                    "join",
+                    "this node has not joined a cluster yet: pass --join https://MASTER:9443 and --token (or --token-file, or KUBESUP_TOKEN)",
+                ));
+            };
+            let token = read_token(token)?;
+            let advertise = match local.advertise {
+                Some(a) => a,
+                None => route_source(&join_url).await?,
+            };
+            info!(join = %join_url, node = %local.node_name, %advertise, "joining the cluster");
+            let joined = client::join(
+                &join_url,
+                &token,
+                &local.node_name,
+                &[advertise],
+                // Whether the cluster runs flannel is the master's setting, known only from
+                // its answer: always send flanneld's CSR, which it signs only if so.
+                true,
+            )
+            .await?;
+            let id = Identity {
+                join_url,
+                node_name: local.node_name.clone(),
+                advertise,
+                cluster: joined.response.cluster.clone(),
+                joined: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            };
+            (id, Some(joined))
+        }
+    };
+
+    // Only now, with the master's answer in hand (or an identity already on disk), is the data
+    // dir created.
+    let node = Node::acquire(paths.clone())?;
+    if let Some(joined) = &joined {
+        write_credentials(&paths, joined, &id)?;
+        info!(node = %id.node_name, "joined; credentials written");
+    }
+    let cfg = with_cluster(raw.clone(), &id)?;
+    let role = NodeRole::Worker;
+    let comps = components::components_for(role, cfg.network);
+    crate::preflight::run(&cfg, &ports(&cfg, &comps), true, &ignore_preflight)?;
+    if let Some(root) = &cfg.kubelet.cgroup_root {
+        ensure_cgroup_root(root)?;
+    }
+
+    let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
+    let build = Build {
+        cfg: cfg.clone(),
+        advertise: id.advertise,
+        role,
+        api_servers: id.cluster.api_servers.clone(),
+        etcd_servers: id.cluster.etcd_servers.clone(),
+        fetched,
+        manifest,
+    };
+    let specs = build.specs()?;
+
+    let hooks: Vec<Hook> = vec![{
+        let cfg = cfg.clone();
+        let server = id.cluster.api_servers.first().cloned().unwrap_or_default();
+        Box::new(move |sup: &Supervisor| {
+            let kubelet = sup.ready_watch(Component::Kubelet.name());
+            Box::pin(async move {
+                if let Some(mut r) = kubelet {
+                    let _ = r.wait_for(|v| *v).await;
+                }
+                let pki = cfg.paths.pki();
+                let creds = Credentials {
+                    ca: pki.ca().cert,
+                    cert: pki.kubelet_client().cert,
+                    key: pki.kubelet_client().key,
+                };
+                match Kube::new(&server, &creds) {
+                    Ok(kube) => crate::network::ensure_cni_config(&cfg, &kube).await,
+                    Err(e) => warn!(error = %e, "cannot build the API client; no CNI config"),
+                }
+            })
+        })
+    }];
+
+    let reload: Reload = {
+        let (raw, id, build) = (raw, id.clone(), build);
+        Box::new(move || {
+            let cfg = with_cluster(raw.clone(), &id).map_err(|e| e.to_string())?;
+            Build {
+                cfg,
+                advertise: build.advertise,
+                role: build.role,
+                api_servers: build.api_servers.clone(),
+                etcd_servers: build.etcd_servers.clone(),
+                fetched: build.fetched.clone(),
+                manifest: build.manifest.clone(),
+            }
+            .specs()
+            .map_err(|e| e.to_string())
+        })
+    };
+    node.supervise("worker", specs, Some(reload), hooks).await?;
+    Ok(())
+}
