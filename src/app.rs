@@ -138,24 +138,97 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let raw = load_raw_config(&a.common, cli.log_format.clone())?;
             let log_format = raw.log_format.clone();
             init_tracing(&cli.log, cli.log_format.as_deref().or(Some(&log_format)))?;
-            let token = match (a.token, a.token_file) {
+            let token = match (a.token, a.token_file.or(raw.join.token_file.clone())) {
                 (Some(t), _) => Some(crate::worker::TokenSource::Value(t)),
                 (None, Some(f)) => Some(crate::worker::TokenSource::File(f)),
                 (None, None) => None,
             };
+            let join = a.join.or(raw.join.url.clone());
             // Bad input surfaces as a ConfigError, so it keeps exit code 2 and its one line.
             runtime()?
-                .block_on(crate::worker::run(raw, a.join, token, a.ignore_preflight))
+                .block_on(crate::worker::run(raw, join, token, a.ignore_preflight))
                 .map_err(|e| match e {
                     crate::worker::WorkerError::Config(c) => anyhow::Error::from(c),
                     other => other.into(),
                 })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Install(_) | Command::Uninstall(_) => {
-            bail!("this subcommand is not available in this build yet")
+        Command::Install(cmd) => {
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            crate::install::install(install_request(cmd, cli.log_format)?).map_err(
+                |e| match e {
+                    crate::install::InstallError::Config(c) => anyhow::Error::from(c),
+                    other => other.into(),
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall(a) => {
+            init_tracing(&cli.log, cli.log_format.as_deref())?;
+            crate::install::uninstall(&a.root)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The role's flags as an install request: config keys go to the config file, the rest to the
+/// unit's command line.
+fn install_request(
+    cmd: crate::cli::InstallCommand,
+    log_format: Option<String>,
+) -> Result<crate::install::Request> {
+    use crate::cli::InstallCommand;
+    use crate::install::{Request, Role};
+    let (role, common, ignore, force, join, token, token_file, opts) = match cmd {
+        InstallCommand::Master { args, opts } => (
+            Role::Master,
+            args.common,
+            args.ignore_preflight,
+            args.force,
+            None,
+            None,
+            None,
+            opts,
+        ),
+        InstallCommand::Worker { args, opts } => (
+            Role::Worker,
+            args.common,
+            args.ignore_preflight,
+            false,
+            args.join,
+            args.token,
+            args.token_file,
+            opts,
+        ),
+    };
+    let mut raw = load_raw_config(&common, log_format)?;
+    if join.is_some() {
+        raw.join.url = join;
+    }
+    let token = match (token, token_file) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => Some(std::fs::read_to_string(&f).map_err(|e| {
+            let mut p = config::Problems::default();
+            p.push("token-file", format!("cannot read {}: {e}", f.display()));
+            ConfigError::Invalid(p)
+        })?),
+        (None, None) => None,
+    };
+    let mut extra_args: Vec<String> = ignore
+        .into_iter()
+        .map(|n| format!("--ignore-preflight={n}"))
+        .collect();
+    if force {
+        extra_args.push("--force".into());
+    }
+    Ok(Request {
+        role,
+        raw,
+        extra_args,
+        token,
+        root: opts.root,
+        overwrite: opts.overwrite,
+    })
 }
 
 /// File, then `KUBESUP_*` environment, then flags; validated as a whole.

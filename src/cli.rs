@@ -312,16 +312,39 @@ pub struct FetchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum InstallCommand {
-    /// Install the master service.
-    Master(MasterArgs),
-    /// Install the worker service.
-    Worker(WorkerArgs),
+    /// Install the master service: /etc/kubesup/config.yaml from these flags, the systemd unit,
+    /// then enable and start it (or say what to run without systemd).
+    Master {
+        #[command(flatten)]
+        args: MasterArgs,
+        #[command(flatten)]
+        opts: InstallOpts,
+    },
+    /// Install the worker service, with its join URL and token (kept in /etc/kubesup/token,
+    /// 0600).
+    Worker {
+        #[command(flatten)]
+        args: WorkerArgs,
+        #[command(flatten)]
+        opts: InstallOpts,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InstallOpts {
+    /// Install below this directory instead of / (building an image); nothing is started.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Replace an existing, different config or unit (the old file is kept as FILE.bak).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct UninstallArgs {
-    #[command(flatten)]
-    pub node: NodeArgs,
+    /// The root `kubesup install --root` used.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Args)]

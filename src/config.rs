@@ -103,6 +103,7 @@ pub struct RawConfig {
     pub supervisor: RawSupervisor,
     pub containerd: RawContainerd,
     pub kubelet: RawKubelet,
+    pub join: RawJoin,
     pub dns: RawDns,
     /// Extra flags appended to a component's command line, keyed by component name.
     pub extra_args: BTreeMap<String, Vec<String>>,
@@ -169,6 +170,17 @@ pub struct RawContainerd {
     pub sandbox_image: String,
 }
 
+/// How a worker joins (flags `--join`, `--token-file` override these). Only read by a worker
+/// that has not joined yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RawJoin {
+    /// The join API of a master, e.g. `https://10.0.0.1:9443`.
+    pub url: Option<String>,
+    /// A file (0600) holding the join token.
+    pub token_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RawKubelet {
@@ -210,6 +222,7 @@ impl Default for RawConfig {
             supervisor: RawSupervisor::default(),
             containerd: RawContainerd::default(),
             kubelet: RawKubelet::default(),
+            join: RawJoin::default(),
             dns: RawDns::default(),
             extra_args: BTreeMap::new(),
         }
@@ -670,6 +683,17 @@ impl RawConfig {
             }
         }
 
+        if let Some(url) = &self.join.url {
+            let ok = url
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !ok {
+                p.push(
+                    "join.url",
+                    format!("{url:?} is not an https:// URL; use e.g. https://10.0.0.1:9443"),
+                );
+            }
+        }
         if let Some(root) = &self.kubelet.cgroup_root {
             let clean = root.starts_with('/')
                 && root.len() > 1
@@ -1048,6 +1072,10 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_a_named_field() {
         let table: &[(&str, &str)] = &[
+            (
+                "join: {url: http://10.0.0.1:9443}",
+                "join.url: \"http://10.0.0.1:9443\" is not an https:// URL",
+            ),
             (
                 "kubelet: {cgroup-root: kubesup}",
                 "kubelet.cgroup-root: \"kubesup\" is not a cgroup path",

@@ -22,6 +22,7 @@ pub mod config;
 pub mod etcd;
 pub mod fetch;
 pub mod fsutil;
+pub mod install;
 pub mod join;
 pub mod kube;
 pub mod master;
