@@ -6,8 +6,15 @@
 #
 #   integration/bench-master.sh [RUNS]          (default 5; run as root after test-all.sh)
 #
-# Everything runs in a network namespace this script creates, on 127.0.0.1 inside it; every
-# process it starts is stopped by PID on exit, and the namespace and files are removed.
+# Then the same with `--schedulable`: time from `kubesup master` start to node Ready, against
+# all seven components (etcd, apiserver, controller-manager, scheduler, containerd, kubelet,
+# kube-proxy) started by hand with the same command lines and files.
+#
+# Everything runs in a network namespace this script creates, on 127.0.0.1 (and, for the
+# schedulable node, 10.77.0.2 on a bridge) inside it; the schedulable node also gets its own
+# mount namespace (/var/log, /run/netns, /var/lib/cni bound to the scratch dir) and kubelet
+# cgroup root. Every process it starts is stopped by PID on exit, and the namespace, cgroups
+# and files are removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -20,8 +27,14 @@ WORK=$(mktemp -d /tmp/kubesup-bench-master.XXXXXX)
 DATA=$WORK/data
 PIDS=()
 
+CGROOT=/kubesup-bench-master-$$
 cleanup() {
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for d in /sys/fs/cgroup/*/"${CGROOT#/}"; do
+    [ -d "$d" ] || continue
+    find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
   ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$WORK"
@@ -105,3 +118,87 @@ echo "  kubesup master        ${KM} ms"
 echo "  hand-started script   ${HM} ms"
 awk -v k="$KM" -v h="$HM" 'BEGIN {printf "  ratio kubesup/hand    %.2f   (target <= 1.15)\n", k / h}'
 echo "kubesup while the control plane idles: RSS $((RSS / 1024)) MiB (target <= 10), CPU ${CPU}% of a core"
+
+# ---- schedulable master: time to node Ready ----
+ip -n "$NS" link add ksbr0 type bridge
+ip -n "$NS" addr add 10.77.0.2/24 dev ksbr0
+ip -n "$NS" link set ksbr0 up
+SDATA=$WORK/sched ROOT=$WORK/root
+mkdir -p "$ROOT"/{var-log,netns,cni} /var/lib/cni /run/netns
+cat > "$WORK/sched.yaml" <<EOF
+data-dir: $SDATA
+advertise: 10.77.0.2
+node-name: bench-sched
+kube-version: v1.20.2
+mirror: $MIRROR
+fetch: {etcd-version: v3.4.23}
+network: none
+schedulable: true
+kubelet: {cgroup-root: $CGROOT}
+EOF
+in_ns() { # CMD...: in the namespace, and in a fresh private mount namespace
+  exec nsenter --net=/run/netns/"$NS" -- unshare --mount --propagation private -- sh -c '
+    set -e; r=$1; shift
+    mount --bind "$r/var-log" /var/log
+    mount --bind "$r/netns" /run/netns
+    mount --bind "$r/cni" /var/lib/cni
+    exec "$@"' sh "$ROOT" "$@"
+}
+kc() {
+  ip netns exec "$NS" "$KUBESUP_TESTBED_CACHE/kubernetes-v1.20.2/bin/kubectl" \
+    --kubeconfig "$SDATA/kubeconfig/admin.conf" --request-timeout=2s "$@"
+}
+node_ready() { # poll every 100 ms, at most 4 minutes
+  for _ in $(seq 1 2400); do
+    [ "$(kc get node bench-sched -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ] && return 0
+    sleep 0.1
+  done
+  echo "bench-master: node never went Ready" >&2; return 1
+}
+nsenter --net=/run/netns/"$NS" -- "$BIN" fetch --config "$WORK/sched.yaml" --with-runtime > /dev/null 2>&1
+COMPS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+declare -a SK SH
+for run in $(seq 1 "$RUNS"); do
+  find "$SDATA" -mindepth 1 -maxdepth 1 ! -name cache ! -name bin -exec rm -rf {} +
+  t0=$(now_ms)
+  in_ns "$BIN" master --config "$WORK/sched.yaml" > "$WORK/sched.log" 2>&1 &
+  KP=$!; PIDS+=("$KP")
+  node_ready
+  SK+=($(( $(now_ms) - t0 )))
+  for c in "${COMPS[@]}"; do
+    pid=$(python3 -c "import json;print(json.load(open('$SDATA/children.json'))['$c']['pid'])")
+    tr '\0' '\n' < /proc/"$pid"/cmdline > "$WORK/$c.args"
+  done
+  if [ "$run" -eq "$RUNS" ]; then
+    sleep 5
+    SRSS=$(awk '/VmRSS/ {print $2}' /proc/$KP/status)
+  fi
+  stop_pid "$KP"
+
+  # By hand: a pre-made PKI, configs and CNI config; a fresh etcd.
+  rm -rf "$SDATA/etcd"
+  HP=()
+  start() {
+    mapfile -t A < "$WORK/$1.args"
+    in_ns "${A[@]}" > "$WORK/hand-$1.log" 2>&1 &
+    HP+=("$!"); PIDS+=("$!")
+  }
+  t0=$(now_ms)
+  start etcd
+  for _ in $(seq 1 1200); do etcd_health "$SDATA" && break; sleep 0.05; done
+  start kube-apiserver
+  wait_ready "$SDATA"
+  for c in kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do start "$c"; done
+  node_ready
+  SH+=($(( $(now_ms) - t0 )))
+  for ((i = ${#HP[@]} - 1; i >= 0; i--)); do stop_pid "${HP[$i]}"; done
+  echo "schedulable run $run: kubesup ${SK[-1]} ms, by hand ${SH[-1]} ms"
+done
+SKM=$(printf '%s\n' "${SK[@]}" | median)
+SHM=$(printf '%s\n' "${SH[@]}" | median)
+echo
+echo "schedulable master, time to node Ready, median of $RUNS (kubesup includes PKI and config)"
+echo "  kubesup master --schedulable   ${SKM} ms"
+echo "  hand-started script            ${SHM} ms"
+awk -v k="$SKM" -v h="$SHM" 'BEGIN {printf "  ratio kubesup/hand             %.2f   (target <= 1.15)\n", k / h}'
+echo "kubesup RSS with the node Ready: $((SRSS / 1024)) MiB"

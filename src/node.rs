@@ -121,6 +121,7 @@ impl Node {
                     if status != last_status {
                         let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
                         last_status = status;
+                        crate::supervise::process::release_free_heap();
                     }
                     if !announced_ready && ready == units.len() {
                         announced_ready = true;

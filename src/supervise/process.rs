@@ -1,4 +1,5 @@
-//! Spawning children and reaping them: the only file of kubesup with `unsafe`.
+//! Spawning children and reaping them, and handing freed heap back to the kernel: the only
+//! file of kubesup with `unsafe`.
 //!
 //! **One reaper.** A dedicated thread waits for SIGCHLD (signal-hook) and then calls
 //! `waitpid(-1, WNOHANG)` until nothing is left, routing each exit status to the task that owns
@@ -304,5 +305,20 @@ fn reap_all(registry: &Mutex<HashMap<i32, Owner>>, strays: &AtomicU64) {
                 debug!(pid, %exit, "reaped a stray process");
             }
         }
+    }
+}
+
+/// Returns the free memory at the top and in the middle of the heap to the kernel.
+///
+/// Bring-up (fetching and hashing hundreds of MB, making the PKI, rendering configs) frees far
+/// more than a steady-state supervisor uses, and glibc keeps freed pages resident. Called when
+/// the set of component states changes (rare), this took a running master's anonymous memory
+/// from 4.1 to 2.3 MB.
+pub fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim takes the allocator's own locks and only releases free pages; it
+    // touches no memory the program owns.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
