@@ -117,12 +117,13 @@ echo "time to /readyz, median of $RUNS (cached binaries; kubesup includes PKI an
 echo "  kubesup master        ${KM} ms"
 echo "  hand-started script   ${HM} ms"
 awk -v k="$KM" -v h="$HM" 'BEGIN {printf "  ratio kubesup/hand    %.2f   (target <= 1.15)\n", k / h}'
-echo "kubesup while the control plane idles: RSS $((RSS / 1024)) MiB (target <= 10), CPU ${CPU}% of a core"
+awk -v r="$RSS" -v c="$CPU" 'BEGIN {printf "kubesup while the control plane idles: RSS %.1f MiB (target <= 10), CPU %s%% of a core\n", r / 1024, c}'
 
 # ---- schedulable master: time to node Ready ----
 ip -n "$NS" link add ksbr0 type bridge
 ip -n "$NS" addr add 10.77.0.2/24 dev ksbr0
 ip -n "$NS" link set ksbr0 up
+ip netns exec "$NS" sysctl -q -w net.ipv4.ip_forward=1
 SDATA=$WORK/sched ROOT=$WORK/root
 mkdir -p "$ROOT"/{var-log,netns,cni} /var/lib/cni /run/netns
 cat > "$WORK/sched.yaml" <<EOF
@@ -155,7 +156,7 @@ node_ready() { # poll every 100 ms, at most 4 minutes
   done
   echo "bench-master: node never went Ready" >&2; return 1
 }
-nsenter --net=/run/netns/"$NS" -- "$BIN" fetch --config "$WORK/sched.yaml" --with-runtime > /dev/null 2>&1
+nsenter --net=/run/netns/"$NS" -- "$BIN" fetch --config "$WORK/sched.yaml" > /dev/null 2>&1
 COMPS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
 declare -a SK SH
 for run in $(seq 1 "$RUNS"); do
@@ -201,4 +202,4 @@ echo "schedulable master, time to node Ready, median of $RUNS (kubesup includes 
 echo "  kubesup master --schedulable   ${SKM} ms"
 echo "  hand-started script            ${SHM} ms"
 awk -v k="$SKM" -v h="$SHM" 'BEGIN {printf "  ratio kubesup/hand             %.2f   (target <= 1.15)\n", k / h}'
-echo "kubesup RSS with the node Ready: $((SRSS / 1024)) MiB"
+awk -v r="$SRSS" 'BEGIN {printf "kubesup RSS with the node Ready: %.1f MiB\n", r / 1024}'

@@ -153,4 +153,4 @@ echo "time to node Ready, median of $RUNS (cached binaries; kubesup includes the
 echo "  kubesup worker        ${KM} ms"
 echo "  hand-started script   ${HM} ms"
 awk -v k="$KM" -v h="$HM" 'BEGIN {printf "  ratio kubesup/hand    %.2f   (target <= 1.15)\n", k / h}'
-echo "kubesup worker RSS with its node Ready: $((RSS / 1024)) MiB"
+awk -v r="$RSS" 'BEGIN {printf "kubesup worker RSS with its node Ready: %.1f MiB\n", r / 1024}'

@@ -538,3 +538,123 @@ spec:
   - port: 80
     targetPort: 8080
 "#;
+
+/// Test-bed stand-in for flanneld, which is in no reachable registry: it proves the etcd
+/// credentials a joined worker was given by reading flannel's network config from the master's
+/// etcd with them, records what it read next to its subnet file, then idles like a daemon.
+const FLANNELD_STAND_IN: &str = r#"#!/bin/sh
+for a in "$@"; do
+  case "$a" in
+    --etcd-endpoints=*) ep=${a#*=} ;;
+    --etcd-cafile=*) ca=${a#*=} ;;
+    --etcd-certfile=*) cert=${a#*=} ;;
+    --etcd-keyfile=*) key=${a#*=} ;;
+    --subnet-file=*) subnet=${a#*=} ;;
+  esac
+done
+mkdir -p "$(dirname "$subnet")"
+ETCDCTL_API=3 /usr/bin/etcdctl --endpoints="$ep" --cacert="$ca" --cert="$cert" --key="$key" \
+  --command-timeout=5s get --print-value-only /coreos.com/network/config > "$subnet.etcd-check.tmp" \
+  && mv "$subnet.etcd-check.tmp" "$subnet.etcd-check"
+exec sleep 100000
+"#;
+
+#[test]
+fn a_flannel_worker_gets_etcd_credentials_for_flanneld_stand_in_for_flanneld() {
+    let Some(tb) = Testbed::get() else { return };
+    let scratch = Scratch::new("mnf");
+    // A mirror with the test bed's releases, plus the stand-in published as flanneld v0.13.0
+    // (the flannel release kubesup pairs with v1.20), pinned by checksum as flanneld needs.
+    let mirror_dir = scratch.dir.join("mirror");
+    let flannel_dir = mirror_dir.join("flannel-io/flannel/releases/download/v0.13.0");
+    std::fs::create_dir_all(&flannel_dir).unwrap();
+    for top in ["release", "etcd-io"] {
+        std::os::unix::fs::symlink(tb.mirror.join(top), mirror_dir.join(top)).unwrap();
+    }
+    let stand_in = flannel_dir.join("flanneld-amd64");
+    std::fs::write(&stand_in, FLANNELD_STAND_IN).unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(FLANNELD_STAND_IN.as_bytes()))
+    };
+    let tb_local = Testbed {
+        root: tb.root.clone(),
+        k8s_bin: tb.k8s_bin.clone(),
+        mirror: mirror_dir.clone(),
+    };
+
+    let mut lan = Lan::new("mnf");
+    let m = lan.add_node("mnfm", "10.80.0.1/24");
+    let w = lan.add_node("mnfw", "10.80.0.2/24");
+    let mirrors: Vec<Mirror> = lan
+        .nodes
+        .iter()
+        .map(|ns| Mirror::serve(ns, &tb_local))
+        .collect();
+    let root = format!("/kubesup-it-fw-{}", std::process::id());
+    let _cgroups = CgroupRoots(vec![root.clone()]);
+
+    // network: flannel (the default): the master writes flannel's config into etcd.
+    let (mdata, mcfg) = master_config(&scratch.dir, "fm", "10.80.0.1", &mirrors[m].url, "");
+    let master = Kubesup::start(
+        &lan.nodes[m],
+        &mdata,
+        &["master", "--config", &mcfg.to_string_lossy()],
+    );
+    master.wait_ready(Duration::from_secs(240));
+    let token = lan.nodes[m]
+        .command(&kubesup_bin())
+        .args(["token", "create", "--data-dir"])
+        .arg(&mdata)
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+
+    let (wdata, wcfg) = worker_config(&scratch.dir, "fw", &mirrors[w].url, &root);
+    let mut text = std::fs::read_to_string(&wcfg).unwrap();
+    text = text.replace(
+        &format!("fetch: {{etcd-version: {}}}", common::ETCD_VERSION),
+        &format!(
+            "fetch: {{etcd-version: {}, checksums: {{flanneld: {sha}}}}}",
+            common::ETCD_VERSION
+        ),
+    );
+    std::fs::write(&wcfg, text).unwrap();
+    let worker = Kubesup::start_isolated(
+        &lan.nodes[w],
+        &wdata,
+        &scratch.dir.join("fw-root"),
+        &[
+            "worker",
+            "--config",
+            &wcfg.to_string_lossy(),
+            "--join",
+            "https://10.80.0.1:9443",
+            "--token",
+            &token,
+        ],
+    );
+    let status = worker.wait_ready(Duration::from_secs(240));
+    assert!(
+        Kubesup::component(&status, "flanneld").is_some(),
+        "flanneld is not supervised: {status}"
+    );
+    // The stand-in read the network config from the master's etcd with the worker's own
+    // flannel client certificate, signed by the etcd CA at join time.
+    let seen = wdata.join("components/flanneld/subnet.env.etcd-check");
+    let config = wait_for(Duration::from_secs(60), || {
+        std::fs::read_to_string(&seen).ok()
+    })
+    .unwrap_or_else(|| panic!("the stand-in could not read etcd\n{}", worker.log_tail(40)));
+    assert!(config.contains("\"Network\""), "{config}");
+    assert!(config.contains("10.2.0.0/16"), "{config}");
+    assert!(wdata.join("pki/etcd/ca.crt").exists());
+    assert!(
+        !wdata.join("pki/etcd/ca.key").exists(),
+        "a worker holds the etcd CA key"
+    );
+    drop(worker);
+    drop(master);
+}
