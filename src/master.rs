@@ -36,6 +36,11 @@ pub enum MasterError {
     Build(#[from] crate::specs::BuildError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error("cannot create the kubelet cgroup root {path}: {source}")]
+    Cgroup {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `kubesup master`.
@@ -56,6 +61,11 @@ pub async fn run(
     let mut needed_ports = ports(&cfg, &comps);
     needed_ports.push(("join-port", cfg.join_port));
     crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &ignore_preflight)?;
+
+    if let (true, Some(root)) = (cfg.schedulable, &cfg.kubelet.cgroup_root) {
+        components::ensure_cgroup_root(root)
+            .map_err(|(path, source)| MasterError::Cgroup { path, source })?;
+    }
 
     let started = std::time::Instant::now();
     let (fetched, manifest) = fetch_binaries(&cfg, role).await?;

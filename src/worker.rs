@@ -283,33 +283,6 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
     raw.validate()
 }
 
-/// Creates the kubelet's cgroup root in every mounted controller: kubelet refuses to start
-/// when it is missing.
-fn ensure_cgroup_root(root: &str) -> Result<(), WorkerError> {
-    let base = Path::new("/sys/fs/cgroup");
-    let rel = root.trim_start_matches('/');
-    let mut dirs = Vec::new();
-    if base.join("cgroup.controllers").exists() {
-        // cgroup v2: one tree.
-        dirs.push(base.join(rel));
-    } else if let Ok(entries) = std::fs::read_dir(base) {
-        for e in entries.flatten() {
-            let p = e.path();
-            // Controllers are directories; the comma-joined names are symlinks to them.
-            if p.is_dir() && !p.is_symlink() {
-                dirs.push(p.join(rel));
-            }
-        }
-    }
-    for d in dirs {
-        std::fs::create_dir_all(&d).map_err(|source| WorkerError::Cgroup {
-            path: d.clone(),
-            source,
-        })?;
-    }
-    Ok(())
-}
-
 /// `kubesup worker`. `raw` is the node's own configuration (file, environment, flags).
 pub async fn run(
     raw: RawConfig,
@@ -373,7 +346,8 @@ pub async fn run(
     let comps = components::components_for(role, cfg.network);
     crate::preflight::run(&cfg, &ports(&cfg, &comps), true, &ignore_preflight)?;
     if let Some(root) = &cfg.kubelet.cgroup_root {
-        ensure_cgroup_root(root)?;
+        components::ensure_cgroup_root(root)
+            .map_err(|(path, source)| WorkerError::Cgroup { path, source })?;
     }
 
     let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
