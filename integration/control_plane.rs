@@ -369,12 +369,14 @@ fn schedulable_master_in_a_network_namespace_goes_ready() {
     let scratch = Scratch::new("sched");
     let ns = Netns::new("sched").with_address("10.77.0.2/24");
     let mirror = Mirror::serve(&ns, &tb);
+    let cgroup_root = format!("/kubesup-it-sched-{}", std::process::id());
+    let _cgroups = CgroupRoots(vec![cgroup_root.clone()]);
     let (data, cfg) = master_config(
         &scratch.dir,
         "sched",
         "10.77.0.2",
         &mirror.url,
-        "network: none\nschedulable: true\n",
+        &format!("network: none\nschedulable: true\nkubelet: {{cgroup-root: {cgroup_root}}}\n"),
     );
     let t0 = Instant::now();
     let mut ks = Kubesup::start(&ns, &data, &["master", "--config", &cfg.to_string_lossy()]);

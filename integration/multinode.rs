@@ -17,8 +17,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin, master_config,
-    remove_cgroup_tree, wait_for,
+    CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin,
+    master_config, wait_for,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -30,18 +30,6 @@ const SERVICE_CIDR: &str = "10.3.0.0/24";
 
 fn join_url() -> String {
     format!("https://{MASTER_IP}:9443")
-}
-
-/// Kills the pods of the kubelets that ran with these cgroup roots, after every kubesup has
-/// stopped (pods outlive kubesup by design).
-struct CgroupRoots(Vec<String>);
-
-impl Drop for CgroupRoots {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            remove_cgroup_tree(r);
-        }
-    }
 }
 
 /// Runs a command that must finish on its own, killing it after `timeout`.

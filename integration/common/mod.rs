@@ -269,6 +269,19 @@ pub fn remove_cgroup_tree(root: &str) {
     }
 }
 
+/// Kills the pods of the kubelets that ran with these cgroup roots and removes the cgroups,
+/// when dropped: declare it before the `Kubesup`s, so it runs after they stopped (pods outlive
+/// kubesup by design).
+pub struct CgroupRoots(pub Vec<String>);
+
+impl Drop for CgroupRoots {
+    fn drop(&mut self) {
+        for r in &self.0 {
+            remove_cgroup_tree(r);
+        }
+    }
+}
+
 /// The test bed's mirror, served over HTTP on 127.0.0.1 inside a namespace.
 pub struct Mirror {
     child: Child,
