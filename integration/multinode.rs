@@ -482,6 +482,41 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
         again.log_tail(40)
     );
     workers[0] = again;
+
+    // `kubesup reset` on a worker whose pod is running: kubesup stops, the pod's processes and
+    // shims go, and so do the kubelet cgroup root and the data dir.
+    let w2 = wdata[1].clone();
+    let tasks = w2.join("containerd/state/io.containerd.runtime.v2.task/k8s.io");
+    let pod_pids: Vec<i32> = std::fs::read_dir(&tasks)
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("init.pid")).ok())
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert!(!pod_pids.is_empty(), "no running container on it-w2");
+    let mut cmd = lan.nodes[w[1]].command(&kubesup_bin());
+    cmd.args(["reset", "--yes", "--data-dir"]).arg(&w2);
+    let out = run_bounded(cmd, Duration::from_secs(240));
+    assert!(out.status.success(), "reset: {out:?}");
+    assert!(
+        workers[1].wait_exit(Duration::from_secs(120)).is_some(),
+        "the worker's kubesup did not stop"
+    );
+    let gone = wait_for(Duration::from_secs(20), || {
+        pod_pids.iter().all(|p| !common::alive(*p)).then_some(())
+    });
+    assert!(gone.is_some(), "pod processes survived reset: {pod_pids:?}");
+    assert!(!w2.exists(), "the data dir survived reset");
+    let leftover: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(roots[1].trim_start_matches('/')))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(
+        leftover.is_empty(),
+        "cgroups left after reset: {leftover:?}"
+    );
     drop(workers);
     drop(master);
 }

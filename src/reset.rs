@@ -5,12 +5,17 @@
 //! 1. ask a running kubesup to stop through its control socket, and wait for its lock to free;
 //! 2. kill leftover children recorded in the pid file (pid, start time and executable must
 //!    all match, so a recycled PID is never touched);
-//! 3. unmount everything kubelet mounted below the data dir, deepest first;
-//! 4. remove kube-proxy's iptables chains with kube-proxy's own `--cleanup` (it knows exactly
+//! 3. stop the node's pods: each container's init (from the `init.pid` containerd keeps under
+//!    kubesup's own state dir, checked against the container's cgroup so a recycled PID is
+//!    never touched) and the containerd-shims serving kubesup's containerd socket; pods
+//!    outlive a kubesup restart by design, but not a reset; then remove the kubelet cgroup
+//!    root kubesup created, if one was configured;
+//! 4. unmount everything kubelet mounted below the data dir, deepest first;
+//! 5. remove kube-proxy's iptables chains with kube-proxy's own `--cleanup` (it knows exactly
 //!    which chains are its own), in the network namespace kubesup ran in;
-//! 5. delete the network interfaces kubesup's CNI config and flannel create (`kubesup0`,
+//! 6. delete the network interfaces kubesup's CNI config and flannel create (`kubesup0`,
 //!    `flannel.1`), if present;
-//! 6. delete the data dir, PKI included.
+//! 7. delete the data dir, PKI included.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -59,6 +64,12 @@ pub fn plan(paths: &Paths) -> Vec<String> {
     }
     if paths.pid_file().exists() {
         out.push("kill leftover components recorded in children.json".into());
+    }
+    if paths.containerd_state().exists() {
+        out.push("stop the node's pods (containerd's containers and shims)".into());
+    }
+    if let Some(root) = kubelet_cgroup_root(paths) {
+        out.push(format!("remove the kubelet cgroup root {root}"));
     }
     let mounts = mounts_below(dir);
     if !mounts.is_empty() {
@@ -126,19 +137,24 @@ pub async fn run(paths: &Paths) -> Result<(), ResetError> {
     if swept > 0 {
         info!(count = swept, "killed leftover components");
     }
-    // 3. kubelet's mounts (volumes, its bind-mounted root dir), deepest first.
+    // 3. The pods.
+    let killed = stop_pods(paths).await;
+    if killed > 0 {
+        info!(count = killed, "stopped pod processes and shims");
+    }
+    // 4. kubelet's mounts (volumes, its bind-mounted root dir), deepest first.
     for m in mounts_below(dir) {
         match nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
             Ok(()) => info!(mount = %m.display(), "unmounted"),
             Err(e) => warn!(mount = %m.display(), error = %e, "cannot unmount"),
         }
     }
-    // 4. kube-proxy's chains, by kube-proxy itself.
+    // 5. kube-proxy's chains, by kube-proxy itself.
     if let Some(proxy) = fetched_binary(paths, "kube-proxy") {
         run_bounded(&proxy, &["--cleanup"]).await;
         remove_kubelet_chains().await;
     }
-    // 5. Interfaces.
+    // 6. Interfaces.
     for i in INTERFACES {
         if Path::new("/sys/class/net").join(i).exists() {
             if let Some(ip) = crate::preflight::which("ip") {
@@ -146,7 +162,7 @@ pub async fn run(paths: &Paths) -> Result<(), ResetError> {
             }
         }
     }
-    // 6. The data dir.
+    // 7. The data dir.
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|source| ResetError::Remove {
             path: dir.to_path_buf(),
@@ -155,6 +171,132 @@ pub async fn run(paths: &Paths) -> Result<(), ResetError> {
         info!(dir = %dir.display(), "deleted");
     }
     Ok(())
+}
+
+/// Kills the containers of kubesup's containerd (their init processes; the rest of each
+/// container dies with its PID namespace) and that containerd's shims, waits (bounded) for them
+/// to go, then removes the kubelet cgroup root if the config named one. Returns how many
+/// processes were signalled.
+async fn stop_pods(paths: &Paths) -> usize {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut pids = Vec::new();
+    let tasks = paths
+        .containerd_state()
+        .join("io.containerd.runtime.v2.task");
+    for ns in std::fs::read_dir(&tasks).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
+            let id = task.file_name().to_string_lossy().into_owned();
+            let Some(pid) = std::fs::read_to_string(task.path().join("init.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // Only if that PID still is this container: its cgroup path names the id.
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if cgroup.contains(&id) {
+                pids.push(pid);
+            }
+        }
+    }
+    let socket = paths.containerd_socket().display().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| String::from_utf8_lossy(a).contains("containerd-shim"));
+        // `-address SOCKET`: this shim serves kubesup's containerd, nobody else's.
+        let ours = args
+            .windows(2)
+            .any(|w| w[0] == b"-address" && w[1] == socket.as_bytes());
+        if is_shim && ours {
+            pids.push(pid);
+        }
+    }
+    for pid in &pids {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(root) = kubelet_cgroup_root(paths) {
+        remove_cgroup_root(&root).await;
+    }
+    pids.len()
+}
+
+/// The `cgroupRoot` of the KubeletConfiguration kubesup wrote, when it is not `/`.
+fn kubelet_cgroup_root(paths: &Paths) -> Option<String> {
+    let text = std::fs::read_to_string(paths.component_dir("kubelet").join("config.yaml")).ok()?;
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).ok()?;
+    let root = doc["cgroupRoot"].as_str()?.trim_end_matches('/');
+    (!root.is_empty() && root != "/").then(|| root.to_string())
+}
+
+/// Kills what is left in a kubesup-created cgroup root and removes its cgroups, deepest first,
+/// in every hierarchy (bounded).
+async fn remove_cgroup_root(root: &str) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let base = Path::new("/sys/fs/cgroup");
+    let rel = root.trim_start_matches('/');
+    let tops: Vec<PathBuf> = if base.join("cgroup.controllers").exists() {
+        vec![base.join(rel)]
+    } else {
+        std::fs::read_dir(base)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.is_symlink())
+            .map(|p| p.join(rel))
+            .filter(|p| p.exists())
+            .collect()
+    };
+    for _ in 0..50 {
+        let mut dirs = Vec::new();
+        let mut stack = tops.clone();
+        while let Some(d) = stack.pop() {
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                stack.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path()),
+                );
+                dirs.push(d);
+            }
+        }
+        if dirs.is_empty() {
+            info!(root, "removed the kubelet cgroup root");
+            return;
+        }
+        for d in &dirs {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in &dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    warn!(root, "cannot remove the kubelet cgroup root");
 }
 
 /// Deletes the rules that jump to kubelet's chains, then the chains, in every table.
