@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::CommandFactory;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{
     CertsCommand, Cli, Command, CommonArgs, ConfigCommand, NodeArgs, StatusArgs, SuperviseArgs,
@@ -444,21 +443,26 @@ fn log_format_name(cfg: &Config) -> &'static str {
 }
 
 pub fn init_tracing(filter: &str, format: Option<&str>) -> Result<()> {
-    let filter = EnvFilter::try_new(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // `Targets` ("info", "kubesup=debug,warn"): per-target levels without EnvFilter's regex
+    // engine, which kubesup would carry resident for span-field matching nobody uses.
+    let filter: tracing_subscriber::filter::Targets = filter
+        .parse()
         .with_context(|| format!("--log {filter:?} is not a valid log filter"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
     let format = match format {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
         Some(other) => bail!("--log-format {other:?} is unknown; use text or json"),
     };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests calling run twice) is harmless: keep the first subscriber.
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json().flatten_event(true)).try_init(),
     };
     Ok(())
 }
