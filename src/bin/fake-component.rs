@@ -319,31 +319,43 @@ fn set_disposition(handler: SigHandler) -> Result<(), String> {
 }
 
 /// Forks the grandchild (with `--double-fork`, an orphan whose intermediate parent is reaped
-/// here) and writes its pid to `--grandchild-pidfile` before returning.
+/// here) and writes its pid to `--grandchild-pidfile` before returning. It returns only once the
+/// child has dropped the inherited signal handler (a byte on a pipe says so), so a test that
+/// inspects the grandchild after the "started" line never sees the parent's handler.
 fn spawn_grandchild(o: &Opts) -> Result<(), String> {
+    let (rx, tx) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: no thread has been spawned yet (see run), so the child inherits a consistent
     // single-threaded state and may allocate, write files and call non-async-signal-safe code.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Child => grandchild(o),
-        ForkResult::Parent { child } if o.double_fork => {
-            // The intermediate writes the pidfile before it exits, so after this wait the file
-            // is complete.
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-                other => Err(format!(
-                    "double-fork intermediate {child} failed: {other:?}"
-                )),
+        ForkResult::Child => {
+            drop(rx);
+            grandchild(o, std::fs::File::from(tx))
+        }
+        ForkResult::Parent { child } => {
+            drop(tx);
+            let mut byte = [0u8; 1];
+            // EOF instead of a byte means the child died first; the checks below report it.
+            let _ = std::io::Read::read(&mut std::fs::File::from(rx), &mut byte);
+            if o.double_fork {
+                // The intermediate writes the pidfile before it exits, so after this wait the
+                // file is complete.
+                return match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                    other => Err(format!(
+                        "double-fork intermediate {child} failed: {other:?}"
+                    )),
+                };
+            }
+            match &o.grandchild_pidfile {
+                Some(path) => write_atomic(path, &format!("{child}\n")),
+                None => Ok(()),
             }
         }
-        ForkResult::Parent { child } => match &o.grandchild_pidfile {
-            Some(path) => write_atomic(path, &format!("{child}\n")),
-            None => Ok(()),
-        },
     }
 }
 
 /// Runs in the forked child; never returns.
-fn grandchild(o: &Opts) -> ! {
+fn grandchild(o: &Opts, mut ready: std::fs::File) -> ! {
     // Drop signal-hook's inherited handler: SIGTERM must kill (or be ignored by) this process
     // itself, not be forwarded into the parent's self-pipe.
     let disposition = if o.ignore_sigterm {
@@ -354,6 +366,8 @@ fn grandchild(o: &Opts) -> ! {
     if set_disposition(disposition).is_err() {
         exit_now(1);
     }
+    let _ = std::io::Write::write_all(&mut ready, &[1]);
+    drop(ready);
     if o.double_fork {
         // SAFETY: this process is single-threaded (a fork of a single-threaded process).
         match unsafe { nix::unistd::fork() } {
