@@ -30,6 +30,7 @@ fn watch_cold_start(ks: &Kubesup, timeout: Duration) -> BTreeMap<String, Duratio
     let mut ready: BTreeMap<String, Duration> = BTreeMap::new();
     let deadline = Instant::now() + timeout;
     while ready.len() < COMPONENTS.len() && Instant::now() < deadline {
+        ks.assert_running();
         if let Some(s) = ks.status() {
             for c in s["components"].as_array().into_iter().flatten() {
                 let name = c["name"].as_str().unwrap_or_default().to_string();

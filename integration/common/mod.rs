@@ -9,6 +9,7 @@
 //! - every wait is bounded.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use kubesup::supervise::pidfile::ChildRecord;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -427,9 +429,27 @@ impl Kubesup {
             .find(|c| c["name"] == name)
     }
 
+    /// Whether kubesup itself is still running (it is this test's unreaped child, so once it
+    /// exits it stays a zombie until `wait_exit` or drop).
+    pub fn running(&self) -> bool {
+        self.child.is_some() && alive(self.pid())
+    }
+
+    /// Panics with the log tail if kubesup has exited: a poll for a state it can no longer
+    /// reach would only time out, minutes later, without saying why.
+    pub fn assert_running(&self) {
+        assert!(
+            self.running(),
+            "kubesup (pid {}) exited\n{}",
+            self.pid(),
+            self.log_tail(40)
+        );
+    }
+
     /// Waits until every component is ready; panics with the log tail otherwise.
     pub fn wait_ready(&self, timeout: Duration) -> Value {
         match wait_for(timeout, || {
+            self.assert_running();
             self.status().filter(|s| {
                 s["components"]
                     .as_array()
@@ -466,18 +486,17 @@ impl Kubesup {
         status
     }
 
+    /// The child record (the components kubesup runs now).
+    pub fn recorded(&self) -> Vec<ChildRecord> {
+        let text = std::fs::read_to_string(self.data_dir.join("children.json")).unwrap_or_default();
+        serde_json::from_str::<BTreeMap<String, ChildRecord>>(&text)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
+    }
+
     /// PIDs recorded in the child record (the components kubesup runs now).
     pub fn recorded_pids(&self) -> Vec<i32> {
-        let text = std::fs::read_to_string(self.data_dir.join("children.json")).unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        v.as_object()
-            .map(|m| {
-                m.values()
-                    .filter_map(|r| r["pid"].as_i64())
-                    .map(|p| p as i32)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.recorded().iter().map(|r| r.pid).collect()
     }
 }
 
@@ -497,8 +516,13 @@ impl Drop for Kubesup {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for pid in self.recorded_pids() {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        // Components a killed kubesup left recorded: only while the PID still is that process
+        // (same start time and executable). PIDs wrap during a test run, and a recycled one
+        // may by now lead another test's process group.
+        for rec in self.recorded() {
+            if ChildRecord::of(rec.pid).as_ref() == Some(&rec) {
+                let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
+            }
         }
         unmount_below(&self.data_dir);
     }

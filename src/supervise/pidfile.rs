@@ -35,43 +35,72 @@ impl ChildRecord {
     }
 }
 
-/// Start time of a process, from /proc/PID/stat. The command name (field 2) may hold spaces
-/// and parentheses, so fields are counted after its last ')'.
+/// The fields of /proc/PID/stat that the sweep needs.
+struct Stat {
+    /// Field 3: R, S, D, Z...
+    state: char,
+    /// Field 5.
+    pgrp: i32,
+    /// Field 20: threads not yet released. A zombie leader whose threads have all exited
+    /// counts as one.
+    num_threads: u64,
+    /// Field 22: start time in clock ticks since boot.
+    start_time: u64,
+}
+
+impl Stat {
+    /// `None` if the process is gone (or was never there). The command name (field 2) may
+    /// hold spaces and parentheses, so fields are counted after its last ')'.
+    fn read(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+        // fields[0] is field 3.
+        let field = |n: usize| fields.get(n - 3).copied();
+        Some(Self {
+            state: field(3)?.chars().next()?,
+            pgrp: field(5)?.parse().ok()?,
+            num_threads: field(20)?.parse().ok()?,
+            start_time: field(22)?.parse().ok()?,
+        })
+    }
+
+    fn live(&self) -> bool {
+        self.state != 'Z'
+    }
+}
+
+/// Start time of a process, from /proc/PID/stat.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    // After ')' come field 3 (state) onwards; start time is field 22.
-    after.split_whitespace().nth(22 - 3)?.parse().ok()
+    Stat::read(pid).map(|s| s.start_time)
 }
 
 /// Whether `pid` is a running process (not gone, not a zombie waiting for its new parent).
 fn live(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rfind(')')
-                .map(|i| !s[i + 1..].trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+    Stat::read(pid).is_some_and(|s| s.live())
 }
 
-/// Whether any live process is in process group `pgid` (field 5 of /proc/PID/stat).
+/// Whether the process a record names still holds anything: same PID and start time (so it is
+/// that process, whatever its state), and not yet a zombie whose every thread has exited.
+///
+/// `ChildRecord::of` no longer matches a process once its main thread has exited (its exe
+/// link is gone), but a multi-threaded component (every Go binary) may still be tearing down
+/// its other threads then, and with them its open files: its listening sockets are only
+/// closed when the last thread is through. A successor that checks its ports at that moment
+/// finds them taken.
+fn still_exiting_or_alive(rec: &ChildRecord) -> bool {
+    Stat::read(rec.pid)
+        .is_some_and(|s| s.start_time == rec.start_time && (s.live() || s.num_threads > 1))
+}
+
+/// Whether any live process is in process group `pgid`.
 fn group_has_members(pgid: i32) -> bool {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return false;
     };
     dir.filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| live(*pid))
-        .any(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let after = s.rfind(')').map(|i| s[i + 1..].to_string())?;
-                    after.split_whitespace().nth(2)?.parse::<i32>().ok()
-                })
-                == Some(pgid)
-        })
+        .filter_map(Stat::read)
+        .any(|s| s.live() && s.pgrp == pgid)
 }
 
 /// The live-children record, written atomically on every change.
@@ -105,7 +134,8 @@ impl PidFile {
 }
 
 /// Kills the recorded children that survived a previous kubesup (matching pid, start time and
-/// executable), waits up to `timeout` for them to go, and returns how many were killed.
+/// executable), waits up to `timeout` for them, and for those that died with it but are still
+/// exiting, to be through, and returns how many were killed.
 pub fn sweep(path: &Path, timeout: Duration) -> usize {
     let Ok(text) = std::fs::read(path) else {
         return 0;
@@ -118,11 +148,18 @@ pub fn sweep(path: &Path, timeout: Duration) -> usize {
         }
     };
     let mut killed = Vec::new();
+    let mut dying = Vec::new();
     for (name, rec) in records {
         if ChildRecord::of(rec.pid).as_ref() == Some(&rec) {
             warn!(component = %name, pid = rec.pid, "killing a survivor of a previous kubesup");
             let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
-            killed.push(rec);
+            killed.push(rec.clone());
+            dying.push(rec);
+        } else if still_exiting_or_alive(&rec) {
+            // Killed with kubesup (parent-death signal) and still going down: nothing to
+            // signal, but its ports and files are not free until it is through.
+            info!(component = %name, pid = rec.pid, "waiting for a component of a previous kubesup to finish exiting");
+            dying.push(rec);
         } else if !live(rec.pid) && group_has_members(rec.pid) {
             // The component died with kubesup (parent-death signal) but something it forked
             // lives on in its process group. A PGID cannot be reused while the group has a
@@ -133,12 +170,15 @@ pub fn sweep(path: &Path, timeout: Duration) -> usize {
     }
     // They are not our children, so we cannot wait(2) for them: watch /proc instead.
     let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline
-        && killed
-            .iter()
-            .any(|r| ChildRecord::of(r.pid).as_ref() == Some(r))
-    {
+    while Instant::now() < deadline && dying.iter().any(still_exiting_or_alive) {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(rec) = dying.iter().find(|r| still_exiting_or_alive(r)) {
+        warn!(
+            pid = rec.pid,
+            ?timeout,
+            "a component of a previous kubesup is still exiting"
+        );
     }
     let _ = std::fs::remove_file(path);
     if !killed.is_empty() {
@@ -159,6 +199,34 @@ mod tests {
         let me = ChildRecord::of(std::process::id() as i32).unwrap();
         assert!(me.start_time > 0);
         assert_eq!(me.exe, std::env::current_exe().unwrap());
+    }
+
+    #[test]
+    fn an_exited_process_is_through_once_it_is_a_zombie() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let rec = ChildRecord::of(pid).unwrap();
+        assert!(still_exiting_or_alive(&rec));
+        let mut other = rec.clone();
+        other.start_time += 1;
+        assert!(
+            !still_exiting_or_alive(&other),
+            "a recycled pid is not ours"
+        );
+        child.kill().unwrap();
+        // Not reaped yet: a single-threaded zombie has closed everything it had.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while live(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(Stat::read(pid).is_some_and(|s| s.state == 'Z'));
+        assert!(!still_exiting_or_alive(&rec));
+        assert!(ChildRecord::of(pid).is_none(), "a zombie has no exe link");
+        child.wait().unwrap();
+        assert!(!still_exiting_or_alive(&rec));
     }
 
     #[test]
