@@ -77,30 +77,37 @@ impl Prober {
                     .connect_timeout(spec.timeout)
                     .no_proxy()
                     .pool_max_idle_per_host(1);
-                if let Some(tls) = tls {
-                    match &tls.ca {
-                        Some(ca) => {
-                            let pem = read(ca)?;
-                            let cert = reqwest::Certificate::from_pem(&pem).map_err(|source| {
+                match tls {
+                    // Plain HTTP. Without a root store of its own, reqwest would load the
+                    // system's (~150 certificates) into every such client, held for as long
+                    // as the probe runs, for a connection that never does TLS.
+                    None => b = b.tls_certs_only(std::iter::empty()),
+                    Some(tls) => {
+                        b = match &tls.ca {
+                            Some(ca) => {
+                                let pem = read(ca)?;
+                                let cert =
+                                    reqwest::Certificate::from_pem(&pem).map_err(|source| {
+                                        ProbeError::Client {
+                                            url: url.clone(),
+                                            source,
+                                        }
+                                    })?;
+                                b.tls_certs_only([cert])
+                            }
+                            None => b.tls_danger_accept_invalid_certs(true),
+                        };
+                        if let Some((cert, key)) = &tls.client {
+                            let mut pem = read(cert)?;
+                            pem.extend(read(key)?);
+                            let id = reqwest::Identity::from_pem(&pem).map_err(|source| {
                                 ProbeError::Client {
                                     url: url.clone(),
                                     source,
                                 }
                             })?;
-                            b = b.tls_certs_only([cert]);
+                            b = b.identity(id);
                         }
-                        None => b = b.tls_danger_accept_invalid_certs(true),
-                    }
-                    if let Some((cert, key)) = &tls.client {
-                        let mut pem = read(cert)?;
-                        pem.extend(read(key)?);
-                        let id = reqwest::Identity::from_pem(&pem).map_err(|source| {
-                            ProbeError::Client {
-                                url: url.clone(),
-                                source,
-                            }
-                        })?;
-                        b = b.identity(id);
                     }
                 }
                 let client = b.build().map_err(|source| ProbeError::Client {
