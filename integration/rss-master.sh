@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where a running master's resident memory goes: runs `kubesup master` (cached binaries, the
 # test bed's mirror) in a network namespace of its own for 45 s, then prints smaps_rollup and
-# the resident size of each mapping over 100 kB. Not a pass/fail test.
+# the resident size of each mapping over 100 kB, and which sections of kubesup's executable are
+# resident (integration/resident-sections.py). Not a pass/fail test.
 #
 #   integration/rss-master.sh [BIN]     (default: the release build, built if needed)
 set -euo pipefail
@@ -38,3 +39,4 @@ sleep 45
 grep -E '^(Rss|Pss|Pss_Anon|Pss_File|Anonymous):' /proc/"$KP"/smaps_rollup
 awk '/^[0-9a-f]+-/ {name = $6 == "" ? "[anon]" : $6} /^Rss:/ {rss[name] += $2}
      END {for (n in rss) if (rss[n] > 100) printf "%8d kB  %s\n", rss[n], n}' /proc/"$KP"/smaps | sort -rn
+python3 integration/resident-sections.py "$KP"
