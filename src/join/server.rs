@@ -198,8 +198,8 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfi
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| ServerError::Tls(e.to_string()))?
         .ok_or_else(|| ServerError::Tls("no private key in the key file".into()))?;
-    // Two crypto providers are compiled in (tonic, under etcd-client, brings ring), so rustls
-    // cannot pick one by itself: use aws-lc-rs, the one the PKI signs with.
+    // Named rather than left to rustls' process-wide default: aws-lc-rs, the one the PKI signs
+    // with (and the only one linked).
     rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
