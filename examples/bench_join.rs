@@ -123,6 +123,7 @@ fn main() {
     let tls = server::tls_config(
         &std::fs::read(&join.cert).expect("cert"),
         &std::fs::read(&join.key).expect("key"),
+        &std::fs::read(paths.pki().ca().cert).expect("ca"),
     )
     .expect("tls");
 

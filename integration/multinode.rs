@@ -618,8 +618,16 @@ fn a_flannel_worker_gets_etcd_credentials_for_flanneld_stand_in_for_flanneld() {
     let root = format!("/kubesup-it-fw-{}", std::process::id());
     let _cgroups = CgroupRoots(vec![root.clone()]);
 
-    // network: flannel (the default): the master writes flannel's config into etcd.
-    let (mdata, mcfg) = master_config(&scratch.dir, "fm", "10.80.0.1", &mirrors[m].url, "");
+    // network: flannel (the default): the master writes flannel's config into etcd. Leaves
+    // live two minutes (the shortest allowed), so the worker renews its certificates in the
+    // background during the test, through a join API whose own certificate the master renews.
+    let (mdata, mcfg) = master_config(
+        &scratch.dir,
+        "fm",
+        "10.80.0.1",
+        &mirrors[m].url,
+        "pki: {leaf-validity: 2m}\n",
+    );
     let master = Kubesup::start(
         &lan.nodes[m],
         &mdata,
@@ -677,6 +685,61 @@ fn a_flannel_worker_gets_etcd_credentials_for_flanneld_stand_in_for_flanneld() {
     assert!(
         !wdata.join("pki/etcd/ca.key").exists(),
         "a worker holds the etcd CA key"
+    );
+
+    // Background renewal, two thirds into the certificates' life: new certificates for new
+    // keys, and kubelet restarted to use them; the node stays Ready.
+    let client_cert = wdata.join("pki/kubelet-client.crt");
+    let first = std::fs::read_to_string(&client_cert).unwrap();
+    let kubelet_pid = Kubesup::component(&status, "kubelet").unwrap()["pid"].clone();
+    let renewed = wait_for(Duration::from_secs(180), || {
+        worker.assert_running();
+        std::fs::read_to_string(&client_cert)
+            .ok()
+            .filter(|c| *c != first)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the worker did not renew its certificates\n{}",
+            worker.log_tail(40)
+        )
+    });
+    assert!(renewed.contains("BEGIN CERTIFICATE"));
+    let after = worker.wait_ready(Duration::from_secs(120));
+    assert_ne!(
+        Kubesup::component(&after, "kubelet").unwrap()["pid"],
+        kubelet_pid,
+        "kubelet was not restarted with its renewed certificate"
+    );
+    // The restarted kubelet talks to the API server with its new certificate: it renews its
+    // node lease (every 10 s).
+    let kc = mdata.join("kubeconfig/admin.conf");
+    let lease = || {
+        let out = kubectl(
+            &tb,
+            &lan.nodes[m],
+            &kc,
+            &[
+                "get",
+                "lease",
+                "-n",
+                "kube-node-lease",
+                "it-fw",
+                "-o",
+                "jsonpath={.spec.renewTime}",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let seen = lease();
+    let renewed_lease = wait_for(Duration::from_secs(120), || {
+        let now = lease();
+        (!now.is_empty() && now != seen).then_some(now)
+    });
+    assert!(
+        renewed_lease.is_some(),
+        "the kubelet did not renew its node lease after its certificate renewal\n{}",
+        worker.log_tail(40)
     );
     drop(worker);
     drop(master);

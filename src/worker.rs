@@ -13,6 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -26,8 +27,9 @@ use crate::join::token::Token;
 use crate::kube::{Credentials, Kube};
 use crate::node::{Hook, Node, Reload};
 use crate::paths::{KubeconfigUser, Paths};
+use crate::pki::CertInfo;
 use crate::specs::{Build, BuildError, fetch_binaries, ports};
-use crate::supervise::Supervisor;
+use crate::supervise::{Supervisor, SupervisorHandle};
 
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
@@ -205,6 +207,113 @@ async fn route_source(join_url: &str) -> Result<IpAddr, WorkerError> {
     Ok(sock.local_addr().map_err(route_err)?.ip())
 }
 
+/// Shortest wait between two renewal attempts, and the first retry after a failed one.
+const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(20);
+/// Longest wait between retries of a failed renewal (the master may be down for a while).
+const MAX_RENEWAL_RETRY: Duration = Duration::from_secs(600);
+
+/// When the node's certificates are due for renewal: two thirds into the life of the one that
+/// ends first, as on a master.
+fn node_renewal_due(paths: &Paths) -> Result<SystemTime, String> {
+    let pki = paths.pki();
+    let mut certs = vec![
+        pki.kubelet_client().cert,
+        pki.kubelet_server().cert,
+        pki.kube_proxy().cert,
+    ];
+    let flannel = pki.flannel_etcd_client().cert;
+    if flannel.exists() {
+        certs.push(flannel);
+    }
+    let mut due: Option<SystemTime> = None;
+    for path in certs {
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let info = CertInfo::parse_pem(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let life = info
+            .not_after
+            .duration_since(info.not_before)
+            .unwrap_or_default();
+        let at = info.not_before + life * 2 / 3;
+        due = Some(due.map_or(at, |d| d.min(at)));
+    }
+    due.ok_or_else(|| "the node has no certificates".to_string())
+}
+
+/// Renews the node's certificates through the join API, authenticated by its current kubelet
+/// client certificate, and writes the new ones as a join does.
+async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
+    let pki = paths.pki();
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
+            reason: e.to_string(),
+            path: p,
+        })
+    };
+    let ca = read(pki.ca().cert)?;
+    let cert = read(pki.kubelet_client().cert)?;
+    let key = read(pki.kubelet_client().key)?;
+    let creds = client::NodeCredentials {
+        ca: &ca,
+        cert: &cert,
+        key: &key,
+    };
+    let flannel = pki.flannel_etcd_client().cert.exists();
+    let joined = client::renew(
+        &id.join_url,
+        &creds,
+        &id.node_name,
+        &[id.advertise],
+        flannel,
+    )
+    .await?;
+    write_credentials(paths, &joined, id)
+}
+
+/// Renews the node's certificates in the background for as long as kubesup runs, then restarts
+/// only the components that use them.
+async fn renew_node_certificates(paths: Paths, id: Identity, sup: SupervisorHandle) {
+    let mut retry = MIN_RENEWAL_INTERVAL;
+    loop {
+        let due = match node_renewal_due(&paths) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the node's certificates; no background renewal");
+                return;
+            }
+        };
+        let wait = due
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            // Wake at least daily: the clock may jump (suspend, NTP).
+            .min(Duration::from_secs(86_400))
+            .max(MIN_RENEWAL_INTERVAL);
+        info!(at = %humantime::format_rfc3339_seconds(due), "next node certificate renewal");
+        tokio::time::sleep(wait).await;
+        if SystemTime::now() < due {
+            continue;
+        }
+        match renew_once(&paths, &id).await {
+            Ok(()) => {
+                retry = MIN_RENEWAL_INTERVAL;
+                info!(node = %id.node_name, "renewed the node's certificates");
+                for c in [
+                    Component::Kubelet,
+                    Component::KubeProxy,
+                    Component::Flanneld,
+                ] {
+                    sup.restart(c.name());
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, retry_in = ?retry, "node certificate renewal failed");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(MAX_RENEWAL_RETRY);
+            }
+        }
+    }
+}
+
 /// Writes the node's credentials from the master's answer, and the identity record last.
 fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<(), WorkerError> {
     let pki = paths.pki();
@@ -362,7 +471,14 @@ pub async fn run(
     };
     let specs = build.specs()?;
 
-    let hooks: Vec<Hook> = vec![{
+    let renewal: Hook = {
+        let (paths, id) = (paths.clone(), id.clone());
+        Box::new(move |sup: &Supervisor| {
+            let handle = sup.handle();
+            Box::pin(async move { renew_node_certificates(paths, id, handle).await })
+        })
+    };
+    let hooks: Vec<Hook> = vec![renewal, {
         let cfg = cfg.clone();
         let server = id.cluster.api_servers.first().cloned().unwrap_or_default();
         Box::new(move |sup: &Supervisor| {

@@ -100,6 +100,7 @@ async fn master_with(force: bool, flannel: bool) -> Master {
     let tls = server::tls_config(
         &std::fs::read(&join.cert).unwrap(),
         &std::fs::read(&join.key).unwrap(),
+        &std::fs::read(paths.pki().ca().cert).unwrap(),
     )
     .unwrap();
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -311,4 +312,136 @@ async fn a_csr_for_another_node_is_refused() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
     assert!(resp.text().await.unwrap().contains("w2"));
+}
+
+fn as_creds(c: &(String, String, String)) -> client::NodeCredentials<'_> {
+    client::NodeCredentials {
+        ca: &c.0,
+        cert: &c.1,
+        key: &c.2,
+    }
+}
+
+fn key_of(pem: &str) -> Vec<u8> {
+    let (_, p) = parse_x509_pem(pem.as_bytes()).unwrap();
+    let cert = p.parse_x509().unwrap();
+    cert.public_key().raw.to_vec()
+}
+
+#[tokio::test]
+async fn a_joined_node_renews_with_its_current_certificate_and_only_for_itself() {
+    let m = master_with(false, true).await;
+    let joined = client::join(&m.url, &m.token, "w1", &ips(), true)
+        .await
+        .unwrap();
+    let r = &joined.response;
+    let creds = |resp: &server::JoinResponse, keys: &client::NodeKeys| {
+        (
+            resp.ca.clone(),
+            resp.kubelet_client_cert.clone(),
+            keys.kubelet_client.expose().to_string(),
+        )
+    };
+    let first = creds(r, &joined.keys);
+
+    // Renewed: new certificates for new keys, the same identities, flanneld's included.
+    let renewed = client::renew(&m.url, &as_creds(&first), "w1", &ips(), true)
+        .await
+        .unwrap();
+    let n = &renewed.response;
+    assert_eq!(subject_cn(&n.kubelet_client_cert), "system:node:w1");
+    assert_eq!(subject_cn(&n.kubelet_serving_cert), "system:node:w1");
+    assert_eq!(subject_cn(&n.kube_proxy_cert), "system:kube-proxy");
+    assert_eq!(
+        subject_cn(n.flannel_etcd_cert.as_deref().unwrap()),
+        "flannel"
+    );
+    assert_ne!(
+        key_of(&n.kubelet_client_cert),
+        key_of(&r.kubelet_client_cert)
+    );
+    assert_ne!(n.kubelet_client_cert, r.kubelet_client_cert);
+
+    // The replaced certificate no longer renews anything: its key is not the node's now.
+    let stale = client::renew(&m.url, &as_creds(&first), "w1", &ips(), false).await;
+    assert!(
+        matches!(stale, Err(ClientError::Refused { status: 401, .. })),
+        "{:?}",
+        stale.err()
+    );
+    // The current one does, but only for its own node.
+    let second = creds(n, &renewed.keys);
+    let other = client::renew(&m.url, &as_creds(&second), "w2", &ips(), false).await;
+    assert!(
+        matches!(other, Err(ClientError::Refused { status: 403, .. })),
+        "{:?}",
+        other.err()
+    );
+    client::renew(&m.url, &as_creds(&second), "w1", &ips(), false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn renewal_needs_a_node_client_certificate() {
+    let m = master(false).await;
+    let joined = client::join(&m.url, &m.token, "w1", &ips(), false)
+        .await
+        .unwrap();
+    let r = &joined.response;
+    let req = server::JoinRequest {
+        node_name: "w1".into(),
+        node_ips: ips(),
+        kubelet_client_csr: String::new(),
+        kubelet_serving_csr: String::new(),
+        kube_proxy_csr: String::new(),
+        flannel_etcd_csr: None,
+    };
+    // No client certificate at all.
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(r.ca.as_bytes()).unwrap()])
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = http
+        .post(format!("{}/v1/renew", m.url))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // A client certificate from the cluster CA that is not a node's: kube-proxy's.
+    let proxy = client::NodeCredentials {
+        ca: &r.ca,
+        cert: &r.kube_proxy_cert,
+        key: joined.keys.kube_proxy.expose(),
+    };
+    let refused = client::renew(&m.url, &proxy, "w1", &ips(), false).await;
+    assert!(
+        matches!(refused, Err(ClientError::Refused { status: 401, .. })),
+        "{:?}",
+        refused.err()
+    );
+    // A certificate the cluster CA did not issue fails the handshake.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:w1");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let forged = params.self_signed(&key).unwrap().pem();
+    let forged_key = key.serialize_pem();
+    let forged = client::NodeCredentials {
+        ca: &r.ca,
+        cert: &forged,
+        key: &forged_key,
+    };
+    let refused = client::renew(&m.url, &forged, "w1", &ips(), false).await;
+    assert!(
+        matches!(refused, Err(ClientError::Unreachable { .. })),
+        "{:?}",
+        refused.err()
+    );
 }

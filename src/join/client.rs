@@ -5,6 +5,9 @@
 //!    secret is ever sent.
 //! 2. Make the node's keys locally and CSRs for them.
 //! 3. `POST /v1/join` over TLS verified against that CA, with the token's secret as bearer.
+//!
+//! Renewal (`renew`) makes new keys and CSRs the same way and posts them to `/v1/renew`,
+//! authenticated by the node's current kubelet client certificate instead of a token.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -49,7 +52,10 @@ pub struct Joined {
     pub response: JoinResponse,
 }
 
-fn client(verify_with: Option<&str>) -> Result<reqwest::Client, String> {
+fn client(
+    verify_with: Option<&str>,
+    identity: Option<reqwest::Identity>,
+) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(15))
@@ -62,6 +68,9 @@ fn client(verify_with: Option<&str>) -> Result<reqwest::Client, String> {
         // Only for the CA bundle, whose authenticity the pin establishes.
         None => b.tls_danger_accept_invalid_certs(true),
     };
+    if let Some(id) = identity {
+        b = b.identity(id);
+    }
     b.build().map_err(|e| e.to_string())
 }
 
@@ -72,7 +81,7 @@ pub async fn fetch_ca(join_url: &str, token: &Token) -> Result<String, ClientErr
         url: url.clone(),
         message,
     };
-    let ca = client(None)
+    let ca = client(None, None)
         .map_err(&unreachable)?
         .get(&url)
         .send()
@@ -112,16 +121,13 @@ fn csr(
         .map_err(|e| ClientError::Csr(e.to_string()))
 }
 
-/// Makes this node's keys and CSRs and asks the master to sign them. With `flannel`, also a
-/// key and CSR for flanneld's etcd client.
-pub async fn join(
-    join_url: &str,
-    token: &Token,
+/// Makes this node's keys and the CSRs the master signs. With `flannel`, also a key and CSR
+/// for flanneld's etcd client.
+fn node_request(
     node_name: &str,
     node_ips: &[IpAddr],
     flannel: bool,
-) -> Result<Joined, ClientError> {
-    let ca = fetch_ca(join_url, token).await?;
+) -> Result<(NodeKeys, JoinRequest), ClientError> {
     let gen_key = || KeyPair::generate().map_err(|e| ClientError::Csr(e.to_string()));
     let (kc, ks, kp) = (gen_key()?, gen_key()?, gen_key()?);
     let kf = if flannel { Some(gen_key()?) } else { None };
@@ -151,21 +157,33 @@ pub async fn join(
             .map(|k| csr(k, "flannel", None, vec![]))
             .transpose()?,
     };
-    let url = format!("{}/v1/join", join_url.trim_end_matches('/'));
+    let keys = NodeKeys {
+        kubelet_client: Secret::new(kc.serialize_pem()),
+        kubelet_serving: Secret::new(ks.serialize_pem()),
+        kube_proxy: Secret::new(kp.serialize_pem()),
+        flannel_etcd: kf.map(|k| Secret::new(k.serialize_pem())),
+    };
+    Ok((keys, request))
+}
+
+/// Posts a node request to `path` of the join API and reads the answer.
+async fn post(
+    join_url: &str,
+    path: &str,
+    client: Result<reqwest::Client, String>,
+    bearer: Option<&str>,
+    request: &JoinRequest,
+) -> Result<JoinResponse, ClientError> {
+    let url = format!("{}{path}", join_url.trim_end_matches('/'));
     let unreachable = |message: String| ClientError::Unreachable {
         url: url.clone(),
         message,
     };
-    let bearer = token.expose();
-    let bearer = bearer.split_once("::").map(|(_, c)| c).unwrap_or_default();
-    let resp = client(Some(&ca))
-        .map_err(&unreachable)?
-        .post(&url)
-        .bearer_auth(bearer)
-        .json(&request)
-        .send()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let mut req = client.map_err(&unreachable)?.post(&url).json(request);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| unreachable(e.to_string()))?;
     if !status.is_success() {
@@ -178,15 +196,62 @@ pub async fn join(
             message,
         });
     }
-    let response: JoinResponse =
-        serde_json::from_str(&text).map_err(|e| ClientError::Answer(e.to_string()))?;
-    Ok(Joined {
-        keys: NodeKeys {
-            kubelet_client: Secret::new(kc.serialize_pem()),
-            kubelet_serving: Secret::new(ks.serialize_pem()),
-            kube_proxy: Secret::new(kp.serialize_pem()),
-            flannel_etcd: kf.map(|k| Secret::new(k.serialize_pem())),
-        },
-        response,
-    })
+    serde_json::from_str(&text).map_err(|e| ClientError::Answer(e.to_string()))
+}
+
+/// Makes this node's keys and CSRs and asks the master to sign them. With `flannel`, also a
+/// key and CSR for flanneld's etcd client.
+pub async fn join(
+    join_url: &str,
+    token: &Token,
+    node_name: &str,
+    node_ips: &[IpAddr],
+    flannel: bool,
+) -> Result<Joined, ClientError> {
+    let ca = fetch_ca(join_url, token).await?;
+    let (keys, request) = node_request(node_name, node_ips, flannel)?;
+    let bearer = token.expose();
+    let bearer = bearer.split_once("::").map(|(_, c)| c).unwrap_or_default();
+    let response = post(
+        join_url,
+        "/v1/join",
+        client(Some(&ca), None),
+        Some(bearer),
+        &request,
+    )
+    .await?;
+    Ok(Joined { keys, response })
+}
+
+/// What a node that joined proves itself with: the cluster CA it trusts, and its current
+/// kubelet client certificate and key (PEM).
+pub struct NodeCredentials<'a> {
+    pub ca: &'a str,
+    pub cert: &'a str,
+    pub key: &'a str,
+}
+
+/// Renews a joined node's certificates: new keys and CSRs, authenticated by its current
+/// kubelet client certificate, over TLS verified with the cluster CA.
+pub async fn renew(
+    join_url: &str,
+    creds: &NodeCredentials<'_>,
+    node_name: &str,
+    node_ips: &[IpAddr],
+    flannel: bool,
+) -> Result<Joined, ClientError> {
+    let (keys, request) = node_request(node_name, node_ips, flannel)?;
+    let mut pem = creds.cert.as_bytes().to_vec();
+    pem.extend_from_slice(creds.key.as_bytes());
+    let identity = reqwest::Identity::from_pem(&pem)
+        .map_err(|e| ClientError::Csr(format!("the current kubelet client credentials: {e}")))?;
+    let response = post(
+        join_url,
+        "/v1/renew",
+        client(Some(creds.ca), Some(identity)),
+        None,
+        &request,
+    )
+    .await?;
+    Ok(Joined { keys, response })
 }

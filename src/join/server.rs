@@ -7,6 +7,10 @@
 //!   name, addresses and CSRs made on the worker (its private keys never leave it). Answers
 //!   the signed kubelet client and serving certificates, kube-proxy's certificate, and what the
 //!   node needs to run.
+//! - `POST /v1/renew` — the same body, from a node that already joined, authenticated by its
+//!   current kubelet client certificate (TLS client auth, checked against the cluster CA) whose
+//!   key must be the one recorded for that node. Answers new certificates for new keys, so a
+//!   worker renews in the background instead of on restart.
 //!
 //! Security: secrets are compared in constant time against a stored hash; failed attempts are
 //! rate-limited per source address; bodies are size- and time-limited; a node name that
@@ -16,8 +20,9 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -25,7 +30,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::store::TokenRecord;
 use super::token::secret_matches;
@@ -190,24 +195,171 @@ impl JoinContext {
     }
 }
 
-/// TLS settings from the join-server certificate and key (PEM).
-pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, ServerError> {
+/// TLS settings from the join-server certificate and key (PEM). A client may present a
+/// certificate issued by `client_ca` (a node renewing with its kubelet client certificate);
+/// none is needed for the CA bundle or for a join with a token.
+pub fn tls_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+) -> Result<rustls::ServerConfig, ServerError> {
+    let provider = provider();
+    let cert = ServerCert::from_pem(cert_pem, key_pem, None, &provider)?;
+    server_config(provider, client_ca_pem, cert)
+}
+
+/// Like [`tls_config`], from the certificate and key files, which are read again when the
+/// certificate file changes: the master renews the join server's certificate in the
+/// background, and the join API runs on through that.
+pub fn tls_config_from_files(
+    cert: &Path,
+    key: &Path,
+    client_ca_pem: &[u8],
+) -> Result<rustls::ServerConfig, ServerError> {
+    let provider = provider();
+    let cert = ServerCert::from_files(cert, key, &provider)?;
+    server_config(provider, client_ca_pem, cert)
+}
+
+/// Named rather than left to rustls' process-wide default: aws-lc-rs, the one the PKI signs
+/// with (and the only one linked).
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn tls_err(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Tls(e.to_string())
+}
+
+fn server_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    client_ca_pem: &[u8],
+    cert: ServerCert,
+) -> Result<rustls::ServerConfig, ServerError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in rustls_pemfile::certs(&mut &client_ca_pem[..]) {
+        roots.add(ca.map_err(tls_err)?).map_err(tls_err)?;
+    }
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(tls_err)?;
+    Ok(rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_client_cert_verifier(clients)
+        .with_cert_resolver(Arc::new(cert)))
+}
+
+/// The join server's certificate and key; with `files`, re-read when the certificate file's
+/// modification time changes.
+#[derive(Debug)]
+struct ServerCert {
+    files: Option<(PathBuf, PathBuf)>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    current: Mutex<(Option<SystemTime>, Arc<rustls::sign::CertifiedKey>)>,
+}
+
+impl ServerCert {
+    fn from_pem(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        files: Option<(PathBuf, PathBuf)>,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, ServerError> {
+        let key = certified_key(cert_pem, key_pem, provider)?;
+        let modified = files.as_ref().and_then(|(c, _)| modified(c));
+        Ok(Self {
+            files,
+            provider: provider.clone(),
+            current: Mutex::new((modified, Arc::new(key))),
+        })
+    }
+
+    fn from_files(
+        cert: &Path,
+        key: &Path,
+        provider: &Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, ServerError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| ServerError::Tls(format!("{}: {e}", p.display())))
+        };
+        Self::from_pem(
+            &read(cert)?,
+            &read(key)?,
+            Some((cert.to_path_buf(), key.to_path_buf())),
+            provider,
+        )
+    }
+
+    /// Takes a renewed certificate once both files are readable and match; until then the
+    /// one in use stays.
+    fn reload_if_changed(&self) {
+        let Some((cert, key)) = &self.files else {
+            return;
+        };
+        let Ok(mut current) = self.current.lock() else {
+            return;
+        };
+        let now = modified(cert);
+        if now.is_none() || now == current.0 {
+            return;
+        }
+        let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) else {
+            return;
+        };
+        match certified_key(&c, &k, &self.provider) {
+            Ok(fresh) => {
+                info!(cert = %cert.display(), "join API: serving the renewed certificate");
+                *current = (now, Arc::new(fresh));
+            }
+            // Mid-renewal (key written, certificate not yet, or the reverse): next time.
+            Err(e) => debug!(error = %e, "join API: the certificate files do not match yet"),
+        }
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.reload_if_changed();
+        self.current.lock().ok().map(|c| c.1.clone())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A certificate chain and its key (PEM), checked to belong together.
+fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<rustls::sign::CertifiedKey, ServerError> {
     let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
         .collect::<Result<_, _>>()
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
+        .map_err(tls_err)?;
+    if certs.is_empty() {
+        return Err(ServerError::Tls(
+            "no certificate in the certificate file".into(),
+        ));
+    }
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .map_err(tls_err)?
         .ok_or_else(|| ServerError::Tls("no private key in the key file".into()))?;
-    // Named rather than left to rustls' process-wide default: aws-lc-rs, the one the PKI signs
-    // with (and the only one linked).
-    rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ServerError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| ServerError::Tls(e.to_string()))
+    let key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(tls_err)?;
+    let certified = rustls::sign::CertifiedKey::new(certs, key);
+    certified.keys_match().map_err(tls_err)?;
+    Ok(certified)
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -234,7 +386,16 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, ctx: Arc<Jo
             else {
                 return;
             };
-            let svc = hyper::service::service_fn(move |req| handle(ctx.clone(), peer.ip(), req));
+            // Verified against the cluster CA by the handshake, when the client sent one.
+            let client_cert: Option<Arc<Vec<u8>>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::new(c.as_ref().to_vec()));
+            let svc = hyper::service::service_fn(move |req| {
+                handle(ctx.clone(), peer.ip(), client_cert.clone(), req)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(REQUEST_TIMEOUT)
@@ -264,6 +425,7 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 async fn handle(
     ctx: Arc<JoinContext>,
     peer: IpAddr,
+    client_cert: Option<Arc<Vec<u8>>>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
@@ -274,6 +436,9 @@ async fn handle(
             "application/x-pem-file",
         ),
         (Method::POST, "/v1/join") => join(&ctx, peer, req).await,
+        (Method::POST, "/v1/renew") => {
+            renew(&ctx, peer, client_cert.as_deref().map(Vec::as_slice), req).await
+        }
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     info!(%peer, %method, path, status = resp.status().as_u16(), "join api request");
@@ -308,15 +473,9 @@ async fn join(
     let Some((id, secret)) = bearer.as_deref().and_then(|b| b.split_once('.')) else {
         return unauthorized(ctx);
     };
-    let body = match tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        Limited::new(req.into_body(), MAX_BODY).collect(),
-    )
-    .await
-    {
-        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "request body too slow"),
-        Ok(Err(_)) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-        Ok(Ok(b)) => b.to_bytes(),
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     // The store's lease deletes expired tokens; the recorded expiry is a second check for
     // tokens read just before their lease ran out.
@@ -333,53 +492,143 @@ async fn join(
             );
         }
     };
-    let node = NodeIdentity {
-        name: request.node_name.clone(),
-        ips: request.node_ips.clone(),
-    };
+    let node = &request.node_name;
     let Some(key_pin) = csr_key_pin(&request.kubelet_client_csr) else {
         return error(
             StatusCode::BAD_REQUEST,
             "the kubelet client CSR is unreadable",
         );
     };
-    match ctx.backend.node_key(&node.name).await {
+    match ctx.backend.node_key(node).await {
         Some(known) if known != key_pin && !ctx.force => {
-            warn!(%peer, node = %node.name, token = %record.id, "refused: node name already joined with another key");
+            warn!(%peer, node = %node, token = %record.id, "refused: node name already joined with another key");
             return error(
                 StatusCode::CONFLICT,
                 &format!(
                     "node {} already joined with another key; delete it (kubectl delete node) and restart the master with --force to let it rejoin",
-                    node.name
+                    node
                 ),
             );
         }
         _ => {}
     }
+    match issue(ctx, &request, &key_pin).await {
+        Ok(resp) => {
+            info!(%peer, node = %node, token = %record.id, "node joined");
+            resp
+        }
+        Err((e, resp)) => {
+            warn!(%peer, node = %node, token = %record.id, error = %e, "refused a CSR");
+            resp
+        }
+    }
+}
+
+/// Renews the certificates of a node that joined: it authenticates with its current kubelet
+/// client certificate, whose key must be the one recorded for it, and may ask only for its own
+/// identity.
+async fn renew(
+    ctx: &JoinContext,
+    peer: IpAddr,
+    client_cert: Option<&[u8]>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    if ctx.limited(peer) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; wait a minute",
+        );
+    }
+    let unauthorized = |ctx: &JoinContext| {
+        ctx.failed(peer);
+        error(
+            StatusCode::UNAUTHORIZED,
+            "renewal needs this node's current kubelet client certificate",
+        )
+    };
+    let Some((name, pin)) = client_cert.and_then(node_of_client_cert) else {
+        return unauthorized(ctx);
+    };
+    // A certificate whose key was since replaced (by a renewal, or a forced rejoin) is no
+    // longer this node's.
+    if ctx.backend.node_key(&name).await.as_deref() != Some(pin.as_str()) {
+        warn!(%peer, node = %name, "refused a renewal: not the node's current key");
+        return unauthorized(ctx);
+    }
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let request: JoinRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("malformed renewal request: {e}"),
+            );
+        }
+    };
+    if request.node_name != name {
+        ctx.failed(peer);
+        warn!(%peer, node = %name, asked = %request.node_name, "refused a renewal for another node");
+        return error(
+            StatusCode::FORBIDDEN,
+            "a node can renew only its own certificates",
+        );
+    }
+    let Some(new_pin) = csr_key_pin(&request.kubelet_client_csr) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the kubelet client CSR is unreadable",
+        );
+    };
+    match issue(ctx, &request, &new_pin).await {
+        Ok(resp) => {
+            info!(%peer, node = %name, "node certificates renewed");
+            resp
+        }
+        Err((e, resp)) => {
+            warn!(%peer, node = %name, error = %e, "refused a CSR");
+            resp
+        }
+    }
+}
+
+/// Reads a request body, bounded in size and time.
+async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    {
+        Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
+        Ok(Err(_)) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+    }
+}
+
+/// Signs a node's CSRs under the node policy, records `key_pin` as its key, and answers what
+/// it needs. The error carries the reason (for the log) and the response.
+async fn issue(
+    ctx: &JoinContext,
+    request: &JoinRequest,
+    key_pin: &str,
+) -> Result<Response<Full<Bytes>>, (String, Response<Full<Bytes>>)> {
+    let node = NodeIdentity {
+        name: request.node_name.clone(),
+        ips: request.node_ips.clone(),
+    };
     let v = ctx.leaf_validity;
+    let sign = |csr: &str, kind| sign_node_csr(&ctx.ca, csr, &node, kind, v);
     let signed = (|| {
         Ok::<_, crate::pki::PolicyError>((
-            sign_node_csr(
-                &ctx.ca,
-                &request.kubelet_client_csr,
-                &node,
-                NodeCertKind::KubeletClient,
-                v,
-            )?,
-            sign_node_csr(
-                &ctx.ca,
-                &request.kubelet_serving_csr,
-                &node,
-                NodeCertKind::KubeletServing,
-                v,
-            )?,
-            sign_node_csr(
-                &ctx.ca,
-                &request.kube_proxy_csr,
-                &node,
-                NodeCertKind::KubeProxy,
-                v,
-            )?,
+            sign(&request.kubelet_client_csr, NodeCertKind::KubeletClient)?,
+            sign(&request.kubelet_serving_csr, NodeCertKind::KubeletServing)?,
+            sign(&request.kube_proxy_csr, NodeCertKind::KubeProxy)?,
         ))
     })();
     let flannel = match (&request.flannel_etcd_csr, &ctx.etcd_ca) {
@@ -390,21 +639,16 @@ async fn join(
         _ => None,
     }
     .transpose();
-    let signed = signed.and_then(|s| flannel.map(|f| (s, f)));
-    let ((client, serving, proxy), flannel) = match signed {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(%peer, node = %node.name, token = %record.id, error = %e, "refused a CSR");
-            return error(StatusCode::FORBIDDEN, &e.to_string());
-        }
-    };
-    if !ctx.backend.set_node_key(&node.name, &key_pin).await {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot record the node; retry",
-        );
+    let ((client, serving, proxy), flannel) = signed
+        .and_then(|s| flannel.map(|f| (s, f)))
+        .map_err(|e| (e.to_string(), error(StatusCode::FORBIDDEN, &e.to_string())))?;
+    if !ctx.backend.set_node_key(&node.name, key_pin).await {
+        let message = "cannot record the node; retry";
+        return Err((
+            message.to_string(),
+            error(StatusCode::SERVICE_UNAVAILABLE, message),
+        ));
     }
-    info!(%peer, node = %node.name, token = %record.id, "node joined");
     let resp = JoinResponse {
         ca: ctx.ca.cert_pem().to_string(),
         kubelet_client_cert: client,
@@ -414,11 +658,11 @@ async fn join(
         flannel_etcd_cert: flannel.map(|(_, cert)| cert),
         cluster: ctx.cluster.clone(),
     };
-    reply(
+    Ok(reply(
         StatusCode::OK,
         serde_json::to_string(&resp).unwrap_or_default(),
         "application/json",
-    )
+    ))
 }
 
 /// Serves the join API on a master for as long as the task runs: the cluster CA signs node
@@ -444,10 +688,8 @@ pub async fn serve_on_master(
             crate::config::Network::None => None,
         };
         let pair = pki_paths.join_server();
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-        };
-        let tls = tls_config(&read(&pair.cert)?, &read(&pair.key)?).map_err(|e| e.to_string())?;
+        let tls = tls_config_from_files(&pair.cert, &pair.key, ca.cert_pem().as_bytes())
+            .map_err(|e| e.to_string())?;
         Ok((ca, etcd_ca, tls))
     };
     let (ca, etcd_ca, tls) = match load() {
@@ -526,4 +768,89 @@ fn csr_key_pin(csr_pem: &str) -> Option<String> {
     Some(hex::encode(Sha256::digest(
         csr.certification_request_info.subject_pki.raw,
     )))
+}
+
+/// The node a verified client certificate names (`CN=system:node:NAME`, `O=system:nodes`, as
+/// the join API issues kubelet client certificates) and the SHA-256 of its public key.
+fn node_of_client_cert(der: &[u8]) -> Option<(String, String)> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    let subject = cert.subject();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .strip_prefix("system:node:")?
+        .to_string();
+    let in_nodes = subject
+        .iter_organization()
+        .any(|o| o.as_str() == Ok("system:nodes"));
+    (in_nodes && !name.is_empty()).then(|| {
+        let pin = hex::encode(Sha256::digest(cert.public_key().raw));
+        (name, pin)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
+    fn serving(cert: &ServerCert) -> Vec<u8> {
+        cert.reload_if_changed();
+        cert.current.lock().unwrap().1.cert[0].to_vec()
+    }
+
+    #[test]
+    fn a_renewed_certificate_is_served_once_both_files_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "a");
+        let sc = ServerCert::from_files(&cert, &key, &provider()).unwrap();
+        let first = serving(&sc);
+        assert_eq!(serving(&sc), first, "unchanged files: same certificate");
+
+        // Renewal half done: a new certificate beside the old key is not taken.
+        let (cert_b, key_b) = self_signed(dir.path(), "b");
+        std::fs::copy(&cert_b, &cert).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&cert)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(serving(&sc), first);
+
+        // Both written: served from the next handshake on.
+        std::fs::copy(&key_b, &key).unwrap();
+        let renewed = serving(&sc);
+        assert_ne!(renewed, first);
+        assert_eq!(
+            renewed,
+            std::fs::read(&cert_b)
+                .map(|pem| {
+                    rustls_pemfile::certs(&mut &pem[..])
+                        .next()
+                        .unwrap()
+                        .unwrap()
+                        .to_vec()
+                })
+                .unwrap()
+        );
+    }
 }

@@ -48,6 +48,7 @@ pub use key::{KeyType, Secret};
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};
 pub use leaf::{Leaf, ReissueReason};
 pub use renew::RENEW_JITTER;
+pub(crate) use store::CertInfo;
 pub use store::San;
 
 use crate::components::Component;
