@@ -435,6 +435,11 @@ async fn handle(
             ctx.ca.cert_pem().to_string(),
             "application/x-pem-file",
         ),
+        // Failed attempts at either are counted together, per source address.
+        (Method::POST, "/v1/join" | "/v1/renew") if ctx.limited(peer) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed attempts; wait a minute",
+        ),
         (Method::POST, "/v1/join") => join(&ctx, peer, req).await,
         (Method::POST, "/v1/renew") => {
             renew(&ctx, peer, client_cert.as_deref().map(Vec::as_slice), req).await
@@ -450,12 +455,6 @@ async fn join(
     peer: IpAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    if ctx.limited(peer) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; wait a minute",
-        );
-    }
     // One message for every authentication failure, so nobody can probe which ids exist.
     let unauthorized = |ctx: &JoinContext| {
         ctx.failed(peer);
@@ -483,22 +482,11 @@ async fn join(
         Some(r) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
         _ => return unauthorized(ctx),
     };
-    let request: JoinRequest = match serde_json::from_slice(&body) {
+    let (request, key_pin) = match parse_request(&body, "join") {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("malformed join request: {e}"),
-            );
-        }
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let node = &request.node_name;
-    let Some(key_pin) = csr_key_pin(&request.kubelet_client_csr) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the kubelet client CSR is unreadable",
-        );
-    };
     match ctx.backend.node_key(node).await {
         Some(known) if known != key_pin && !ctx.force => {
             warn!(%peer, node = %node, token = %record.id, "refused: node name already joined with another key");
@@ -533,12 +521,6 @@ async fn renew(
     client_cert: Option<&[u8]>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    if ctx.limited(peer) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; wait a minute",
-        );
-    }
     let unauthorized = |ctx: &JoinContext| {
         ctx.failed(peer);
         error(
@@ -559,14 +541,9 @@ async fn renew(
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let request: JoinRequest = match serde_json::from_slice(&body) {
+    let (request, new_pin) = match parse_request(&body, "renewal") {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("malformed renewal request: {e}"),
-            );
-        }
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     if request.node_name != name {
         ctx.failed(peer);
@@ -576,12 +553,6 @@ async fn renew(
             "a node can renew only its own certificates",
         );
     }
-    let Some(new_pin) = csr_key_pin(&request.kubelet_client_csr) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the kubelet client CSR is unreadable",
-        );
-    };
     match issue(ctx, &request, &new_pin).await {
         Ok(resp) => {
             info!(%peer, node = %name, "node certificates renewed");
@@ -592,6 +563,16 @@ async fn renew(
             resp
         }
     }
+}
+
+/// A node request and the pin of its kubelet client key (the node's identity across renewals
+/// and rejoins), or what is wrong with it.
+fn parse_request(body: &[u8], what: &str) -> Result<(JoinRequest, String), String> {
+    let request: JoinRequest =
+        serde_json::from_slice(body).map_err(|e| format!("malformed {what} request: {e}"))?;
+    let pin = csr_key_pin(&request.kubelet_client_csr)
+        .ok_or_else(|| "the kubelet client CSR is unreadable".to_string())?;
+    Ok((request, pin))
 }
 
 /// Reads a request body, bounded in size and time.
