@@ -211,6 +211,26 @@ fn the_deb_and_the_rpm_carry_the_binary_units_config_completions_and_man_page() 
         format!("{}-1", env!("CARGO_PKG_VERSION"))
     );
     assert!(field("Depends").contains("iptables"));
+    // A binary with packed relocations must not install where glibc cannot load it.
+    let unpacked = tempfile::tempdir().unwrap();
+    output(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(unpacked.path()),
+    );
+    let versions = output(
+        Command::new("readelf")
+            .arg("-V")
+            .arg(unpacked.path().join("usr/bin/kubesup")),
+    );
+    if versions.contains("GLIBC_ABI_DT_RELR") {
+        assert!(
+            field("Depends").contains("libc6 (>= 2.36)"),
+            "{}",
+            field("Depends")
+        );
+    }
     assert!(!field("Maintainer").trim().is_empty());
     let conffiles = output(
         Command::new("dpkg-deb")
