@@ -11,11 +11,13 @@
 //! - [`supervise`] spawns, reaps, probes, restarts and stops the components in dependency order.
 //! - [`etcd`] talks to etcd (health, flannel's network config, join tokens).
 //! - [`join`] is the join API on a master and the joining client on a worker.
-//! - [`service`] covers service units, sd_notify, install, uninstall and reset.
+//! - [`install`] writes the service unit and config (and undoes them); [`reset`] takes a node
+//!   down to nothing, its pods and the kubelet cgroup root ([`cgroup`]) included.
 
 pub mod addons;
 pub mod app;
 pub mod certs;
+pub mod cgroup;
 pub mod cli;
 pub mod components;
 pub mod config;

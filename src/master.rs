@@ -63,7 +63,7 @@ pub async fn run(
     crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &ignore_preflight)?;
 
     if let (true, Some(root)) = (cfg.schedulable, &cfg.kubelet.cgroup_root) {
-        components::ensure_cgroup_root(root)
+        crate::cgroup::ensure(root)
             .map_err(|(path, source)| MasterError::Cgroup { path, source })?;
     }
 
@@ -270,9 +270,6 @@ async fn apply_addons(cfg: &Config) {
     );
 }
 
-/// Shortest time between two background renewals.
-const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(20);
-
 /// Renews leaves at about two thirds of their lifetime (with jitter), then restarts only the
 /// components that use them.
 async fn renew_certificates(
@@ -286,15 +283,7 @@ async fn renew_certificates(
         let Some((at, leaves)) = pki.next_renewal(SystemTime::now()) else {
             return;
         };
-        let wait = at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            // Wake at least daily: the clock may jump (suspend, NTP), and sleeping a whole
-            // year on one timer is fragile.
-            .min(Duration::from_secs(86_400))
-            // And never spin: whatever the PKI answers, renewals (and the restarts they cause)
-            // are at least this far apart.
-            .max(MIN_RENEWAL_INTERVAL);
+        let wait = crate::pki::renewal_sleep(at, SystemTime::now());
         info!(at = %humantime::format_rfc3339_seconds(at), leaves = ?leaves.iter().map(|l| l.name()).collect::<Vec<_>>(), "next certificate renewal");
         tokio::time::sleep(wait).await;
         match pki.renew_due(&spec, SystemTime::now()) {

@@ -243,56 +243,12 @@ fn kubelet_cgroup_root(paths: &Paths) -> Option<String> {
     (!root.is_empty() && root != "/").then(|| root.to_string())
 }
 
-/// Kills what is left in a kubesup-created cgroup root and removes its cgroups, deepest first,
-/// in every hierarchy (bounded).
+/// Kills what is left in a kubesup-created cgroup root and removes its cgroups (bounded).
 async fn remove_cgroup_root(root: &str) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    let base = Path::new("/sys/fs/cgroup");
-    let rel = root.trim_start_matches('/');
-    let tops: Vec<PathBuf> = if base.join("cgroup.controllers").exists() {
-        vec![base.join(rel)]
-    } else {
-        std::fs::read_dir(base)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && !p.is_symlink())
-            .map(|p| p.join(rel))
-            .filter(|p| p.exists())
-            .collect()
-    };
     for _ in 0..50 {
-        let mut dirs = Vec::new();
-        let mut stack = tops.clone();
-        while let Some(d) = stack.pop() {
-            if let Ok(entries) = std::fs::read_dir(&d) {
-                stack.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.path().is_dir())
-                        .map(|e| e.path()),
-                );
-                dirs.push(d);
-            }
-        }
-        if dirs.is_empty() {
+        if crate::cgroup::remove_once(root) {
             info!(root, "removed the kubelet cgroup root");
             return;
-        }
-        for d in &dirs {
-            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in &dirs {
-            let _ = std::fs::remove_dir(d);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -27,7 +27,7 @@ use crate::join::token::Token;
 use crate::kube::{Credentials, Kube};
 use crate::node::{Hook, Node, Reload};
 use crate::paths::{KubeconfigUser, Paths};
-use crate::pki::CertInfo;
+use crate::pki::{MIN_RENEWAL_INTERVAL, next_renewal_of, renewal_sleep};
 use crate::specs::{Build, BuildError, fetch_binaries, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
@@ -207,37 +207,18 @@ async fn route_source(join_url: &str) -> Result<IpAddr, WorkerError> {
     Ok(sock.local_addr().map_err(route_err)?.ip())
 }
 
-/// Shortest wait between two renewal attempts, and the first retry after a failed one.
-const MIN_RENEWAL_INTERVAL: Duration = Duration::from_secs(20);
 /// Longest wait between retries of a failed renewal (the master may be down for a while).
 const MAX_RENEWAL_RETRY: Duration = Duration::from_secs(600);
 
-/// When the node's certificates are due for renewal: two thirds into the life of the one that
-/// ends first, as on a master.
-fn node_renewal_due(paths: &Paths) -> Result<SystemTime, String> {
+/// The node's certificates, all signed by its master.
+fn node_certs(paths: &Paths) -> Vec<PathBuf> {
     let pki = paths.pki();
-    let mut certs = vec![
+    vec![
         pki.kubelet_client().cert,
         pki.kubelet_server().cert,
         pki.kube_proxy().cert,
-    ];
-    let flannel = pki.flannel_etcd_client().cert;
-    if flannel.exists() {
-        certs.push(flannel);
-    }
-    let mut due: Option<SystemTime> = None;
-    for path in certs {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let info = CertInfo::parse_pem(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let life = info
-            .not_after
-            .duration_since(info.not_before)
-            .unwrap_or_default();
-        let at = info.not_before + life * 2 / 3;
-        due = Some(due.map_or(at, |d| d.min(at)));
-    }
-    due.ok_or_else(|| "the node has no certificates".to_string())
+        pki.flannel_etcd_client().cert,
+    ]
 }
 
 /// Renews the node's certificates through the join API, authenticated by its current kubelet
@@ -275,19 +256,18 @@ async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
 async fn renew_node_certificates(paths: Paths, id: Identity, sup: SupervisorHandle) {
     let mut retry = MIN_RENEWAL_INTERVAL;
     loop {
-        let due = match node_renewal_due(&paths) {
-            Ok(t) => t,
+        let due = match next_renewal_of(&node_certs(&paths), SystemTime::now()) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                tracing::error!("the node has no certificates; no background renewal");
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the node's certificates; no background renewal");
                 return;
             }
         };
-        let wait = due
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            // Wake at least daily: the clock may jump (suspend, NTP).
-            .min(Duration::from_secs(86_400))
-            .max(MIN_RENEWAL_INTERVAL);
+        let wait = renewal_sleep(due, SystemTime::now());
         info!(at = %humantime::format_rfc3339_seconds(due), "next node certificate renewal");
         tokio::time::sleep(wait).await;
         if SystemTime::now() < due {
@@ -455,7 +435,7 @@ pub async fn run(
     let comps = components::components_for(role, cfg.network);
     crate::preflight::run(&cfg, &ports(&cfg, &comps), true, &ignore_preflight)?;
     if let Some(root) = &cfg.kubelet.cgroup_root {
-        components::ensure_cgroup_root(root)
+        crate::cgroup::ensure(root)
             .map_err(|(path, source)| WorkerError::Cgroup { path, source })?;
     }
 

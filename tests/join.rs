@@ -280,14 +280,7 @@ async fn a_node_name_cannot_be_taken_over_unless_the_master_forces_it() {
 async fn a_csr_for_another_node_is_refused() {
     let m = master(false).await;
     // A legitimate request for w1, sent as node w2.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "system:node:w1");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let (key, params) = node_w1();
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
     let req = server::JoinRequest {
         node_name: "w2".into(),
@@ -312,6 +305,19 @@ async fn a_csr_for_another_node_is_refused() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
     assert!(resp.text().await.unwrap().contains("w2"));
+}
+
+/// A key and the subject a kubelet client certificate of node w1 has, made outside the join API.
+fn node_w1() -> (rcgen::KeyPair, rcgen::CertificateParams) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:w1");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    (key, params)
 }
 
 fn as_creds(c: &(String, String, String)) -> client::NodeCredentials<'_> {
@@ -423,14 +429,7 @@ async fn renewal_needs_a_node_client_certificate() {
         refused.err()
     );
     // A certificate the cluster CA did not issue fails the handshake.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "system:node:w1");
-    params
-        .distinguished_name
-        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    let (key, params) = node_w1();
     let forged = params.self_signed(&key).unwrap().pem();
     let forged_key = key.serialize_pem();
     let forged = client::NodeCredentials {

@@ -215,57 +215,13 @@ impl Lan {
     }
 }
 
-/// Kills every process in the cgroup `root` (below each v1 controller, and the v2 tree) and
-/// removes its cgroups, deepest first: the pods of a kubelet that ran with that cgroup root
-/// (their processes live in pod network namespaces, outside the node's, and survive kubesup
-/// by design). Bounded.
+/// Kills every process in the cgroup `root` and removes its cgroups, as `kubesup reset` does:
+/// the pods of a kubelet that ran with that cgroup root (their processes live in pod network
+/// namespaces, outside the node's, and survive kubesup by design). Bounded.
 pub fn remove_cgroup_tree(root: &str) {
-    let base = Path::new("/sys/fs/cgroup");
-    let rel = root.trim_start_matches('/');
-    if rel.is_empty() {
-        return;
-    }
-    let mut tops = Vec::new();
-    if base.join("cgroup.controllers").exists() {
-        tops.push(base.join(rel));
-    } else if let Ok(entries) = std::fs::read_dir(base) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.is_symlink() && p.join(rel).exists() {
-                tops.push(p.join(rel));
-            }
-        }
-    }
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        out.push(dir.to_path_buf());
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    walk(&e.path(), out);
-                }
-            }
-        }
-    }
     for _ in 0..50 {
-        let mut dirs = Vec::new();
-        for t in &tops {
-            walk(t, &mut dirs);
-        }
-        if dirs.is_empty() {
+        if kubesup::cgroup::remove_once(root) {
             return;
-        }
-        for d in &dirs {
-            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
-            for pid in procs
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in &dirs {
-            let _ = std::fs::remove_dir(d);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

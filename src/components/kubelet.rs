@@ -90,27 +90,3 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
     }];
     Ok((args, files, Some(probe), deps))
 }
-
-/// Creates the kubelet's cgroup root in every mounted controller: kubelet refuses to start
-/// when it is missing.
-pub fn ensure_cgroup_root(root: &str) -> Result<(), (std::path::PathBuf, std::io::Error)> {
-    let base = std::path::Path::new("/sys/fs/cgroup");
-    let rel = root.trim_start_matches('/');
-    let mut dirs = Vec::new();
-    if base.join("cgroup.controllers").exists() {
-        // cgroup v2: one tree.
-        dirs.push(base.join(rel));
-    } else if let Ok(entries) = std::fs::read_dir(base) {
-        for e in entries.flatten() {
-            let p = e.path();
-            // Controllers are directories; the comma-joined names are symlinks to them.
-            if p.is_dir() && !p.is_symlink() {
-                dirs.push(p.join(rel));
-            }
-        }
-    }
-    for d in dirs {
-        std::fs::create_dir_all(&d).map_err(|e| (d.clone(), e))?;
-    }
-    Ok(())
-}

@@ -35,7 +35,6 @@ use crate::supervise::{ChildSpec, Exec, Policy, ProbeSpec};
 
 pub use containerd::lacks_cap_sys_resource;
 pub use etcd::flannel_uses_etcd_v2;
-pub use kubelet::ensure_cgroup_root;
 
 /// Every process kubesup can supervise on a node.
 #[derive(

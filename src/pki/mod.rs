@@ -47,8 +47,7 @@ pub use error::{PkiError, Result};
 pub use key::{KeyType, Secret};
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};
 pub use leaf::{Leaf, ReissueReason};
-pub use renew::RENEW_JITTER;
-pub(crate) use store::CertInfo;
+pub use renew::{MIN_RENEWAL_INTERVAL, RENEW_JITTER, next_renewal_of, renewal_sleep};
 pub use store::San;
 
 use crate::components::Component;
