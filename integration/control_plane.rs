@@ -24,6 +24,26 @@ fn admin(data: &Path) -> PathBuf {
     data.join("kubeconfig/admin.conf")
 }
 
+/// Kills the running `name` with SIGKILL; returns how long until a new instance, counted as
+/// one more restart, was ready.
+fn kill_and_time_restart(ks: &Kubesup, name: &str) -> Duration {
+    let s = ks.status().expect("status");
+    let c = Kubesup::component(&s, name).expect("component row");
+    let pid = c["pid"].as_i64().expect("pid");
+    let restarts = c["restarts"].as_u64().unwrap_or(0);
+    let killed = Instant::now();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).expect("kill");
+    poll_every(Duration::from_millis(20), Duration::from_secs(120), || {
+        let s = ks.status()?;
+        let c = Kubesup::component(&s, name)?;
+        (c["ready"] == true
+            && c["pid"].as_i64() != Some(pid)
+            && c["restarts"].as_u64() == Some(restarts + 1))
+        .then(|| killed.elapsed())
+    })
+    .unwrap_or_else(|| panic!("{name} did not come back\n{}", ks.log_tail(60)))
+}
+
 /// Spawn-to-ready time of each component, watched from the status socket.
 fn watch_cold_start(ks: &Kubesup, timeout: Duration) -> BTreeMap<String, Duration> {
     let mut spawned: BTreeMap<String, (i64, Instant)> = BTreeMap::new();
@@ -44,7 +64,7 @@ fn watch_cold_start(ks: &Kubesup, timeout: Duration) -> BTreeMap<String, Duratio
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(
         ready.len(),
@@ -271,34 +291,38 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         "the namespace created before the restart is gone"
     );
 
-    // kill -9 each component: back and ready within its own cold start plus one second.
+    // kill -9 each component: back and ready within its own cold start plus one second. One
+    // kill against one cold start compares two single samples on a shared machine (three
+    // clusters run at once in CI), so a miss is measured again, up to three kills in all: a
+    // supervisor that waits before restarting (k0s: a fixed 5 s) misses every time.
     for name in COMPONENTS {
-        let s = ks.status().expect("status");
-        let c = Kubesup::component(&s, name).expect("component row");
-        let pid = c["pid"].as_i64().expect("pid") as i32;
-        let restarts = c["restarts"].as_u64().unwrap_or(0);
-        let killed = Instant::now();
-        kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
-        let back = wait_for(Duration::from_secs(120), || {
-            let s = ks.status()?;
-            let c = Kubesup::component(&s, name)?;
-            (c["ready"] == true
-                && c["pid"].as_i64() != Some(pid as i64)
-                && c["restarts"].as_u64() == Some(restarts + 1))
-            .then(|| killed.elapsed())
-        })
-        .unwrap_or_else(|| panic!("{name} did not come back\n{}", ks.log_tail(60)));
         let limit = cold[name] + Duration::from_millis(1000) + Duration::from_millis(200);
-        eprintln!(
-            "{name}: killed, ready again in {back:?} (cold start {:?})",
-            cold[name]
-        );
+        let mut tries = Vec::new();
+        for attempt in 1..=3 {
+            let back = kill_and_time_restart(&ks, name);
+            eprintln!(
+                "{name}: killed, ready again in {back:?} (cold start {:?}, kill {attempt})",
+                cold[name]
+            );
+            tries.push(back);
+            ks.wait_ready(Duration::from_secs(120));
+            if back <= limit {
+                break;
+            }
+            // The next kill must again be the first crash of a stable run, which restarts at
+            // once; a second crash within 10 s of the start would back off by design.
+            wait_for(Duration::from_secs(60), || {
+                let s = ks.status()?;
+                let c = Kubesup::component(&s, name)?;
+                (c["uptime_secs"].as_u64()? > 11).then_some(())
+            })
+            .unwrap_or_else(|| panic!("{name} did not stay up for 11 s\n{}", ks.log_tail(60)));
+        }
         assert!(
-            back <= limit,
-            "{name} took {back:?} to come back; cold start was {:?}",
+            tries.iter().any(|t| *t <= limit),
+            "{name} took {tries:?} to come back in 3 kills; cold start was {:?}",
             cold[name]
         );
-        ks.wait_ready(Duration::from_secs(120));
     }
 
     // SIGTERM: everything stops, in order, and nothing is left.

@@ -38,6 +38,12 @@ pub fn render_error(e: &anyhow::Error) -> String {
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if !matches!(
+        cli.command,
+        Command::Master(_) | Command::Worker(_) | Command::Supervise(_)
+    ) {
+        crate::supervise::default_sigpipe();
+    }
     match cli.command {
         Command::Version => {
             println!(

@@ -187,3 +187,31 @@ fn a_worker_without_a_usable_token_stops_before_writing_anything() {
         assert!(!data.exists(), "{args:?} wrote {data:?}");
     }
 }
+
+/// `kubesup status | head` and the like: output cut short by the reader ends the command
+/// quietly, as with `cat`, instead of a panic and a backtrace on stderr.
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = Command::new(KUBESUP)
+        .args(["config", "default"])
+        .env_remove("KUBESUP_CONFIG")
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

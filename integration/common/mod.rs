@@ -69,7 +69,16 @@ pub fn kubesup_bin() -> PathBuf {
 }
 
 /// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_every(Duration::from_millis(100), timeout, f)
+}
+
+/// `wait_for` with its own period, for a wait whose length is itself the measurement.
+pub fn poll_every<T>(
+    period: Duration,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -78,7 +87,7 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(period);
     }
 }
 

@@ -14,6 +14,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Mutex, mpsc};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::{Procs, StatusBoard};
@@ -160,8 +161,7 @@ pub async fn serve(
     };
     let listener = UnixListener::bind(&path).map_err(bind_err)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
-    // sysinfo may fail where /proc is unreadable; status then shows no usage figures.
-    let sys = Arc::new(Mutex::new(System::new().ok()));
+    let sys = Arc::new(Mutex::new(Usage::new()));
     Ok(tokio::spawn(async move {
         loop {
             let (stream, _) = match listener.accept().await {
@@ -187,7 +187,7 @@ async fn answer(
     stream: UnixStream,
     role: &str,
     board: &StatusBoard,
-    sys: &Mutex<Option<System>>,
+    sys: &Mutex<Usage>,
     requests: &mpsc::UnboundedSender<ControlRequest>,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
@@ -208,7 +208,83 @@ async fn answer(
     w.write_all(b"\n").await
 }
 
-async fn status(role: &str, board: &StatusBoard, sys: &Mutex<Option<System>>) -> StatusReport {
+/// Usage figures of kubesup and its children. sysinfo's CPU% is the difference between two
+/// samples, so the last sample is kept: a status request then answers at once, with CPU% since
+/// the previous request, instead of sleeping for a second sample every time (which made each
+/// `kubesup status` take 200 ms and a script polling it see every change that much late).
+struct Usage {
+    /// `None` where /proc is unreadable; status then shows no usage figures.
+    sys: Option<System>,
+    /// When the processes in `pids` were last sampled.
+    sampled: Option<(Instant, Vec<Pid>)>,
+}
+
+/// How a refresh got its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sampling {
+    /// No /proc: no figures.
+    Unavailable,
+    /// The last sample is recent enough to answer with.
+    Reused,
+    /// One new sample, compared with the last.
+    Once,
+    /// Two new samples, `MIN_WINDOW` apart.
+    Twice,
+}
+
+impl Usage {
+    /// The shortest interval a CPU% is computed over; sysinfo's own floor is lower, but a
+    /// shorter window is mostly scheduling noise.
+    const MIN_WINDOW: Duration = Duration::from_millis(200);
+    /// A sample older than this says little about now; take two fresh ones instead.
+    const MAX_WINDOW: Duration = Duration::from_secs(60);
+
+    fn new() -> Self {
+        Self {
+            sys: System::new().ok(),
+            sampled: None,
+        }
+    }
+
+    /// Brings the figures of `pids` up to date: not at all if they were sampled less than
+    /// `MIN_WINDOW` ago, with one sample if an earlier one of the same processes is recent
+    /// enough, else with two samples `MIN_WINDOW` apart (a child that restarted has no
+    /// earlier sample, and a CPU% over its first instant means nothing).
+    async fn refresh(&mut self, mut pids: Vec<Pid>) -> Sampling {
+        let Some(sys) = self.sys.as_mut() else {
+            return Sampling::Unavailable;
+        };
+        pids.sort_unstable();
+        let age = match &self.sampled {
+            Some((at, last)) if *last == pids => Some(at.elapsed()),
+            _ => None,
+        };
+        let kind = ProcessRefreshKind::nothing().with_memory().with_cpu();
+        let sampling = match age {
+            Some(age) if age < Self::MIN_WINDOW => return Sampling::Reused,
+            Some(age) if age <= Self::MAX_WINDOW => Sampling::Once,
+            _ => {
+                sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
+                tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Self::MIN_WINDOW))
+                    .await;
+                Sampling::Twice
+            }
+        };
+        sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
+        self.sampled = Some((Instant::now(), pids));
+        sampling
+    }
+
+    /// RSS in bytes and CPU% of `pid`, as of the last refresh.
+    fn of(&self, pid: u32) -> Option<(u64, f32)> {
+        self.sys
+            .as_ref()?
+            .process(Pid::from_u32(pid))
+            .map(|p| (p.memory(), p.cpu_usage()))
+    }
+}
+
+async fn status(role: &str, board: &StatusBoard, usage: &Mutex<Usage>) -> StatusReport {
     let units = board.snapshot();
     let me = std::process::id();
     let mut pids: Vec<Pid> = units
@@ -217,21 +293,10 @@ async fn status(role: &str, board: &StatusBoard, sys: &Mutex<Option<System>>) ->
         .map(|p| Pid::from_u32(p as u32))
         .collect();
     pids.push(Pid::from_u32(me));
-    let mut guard = sys.lock().await;
-    let kind = ProcessRefreshKind::nothing().with_memory().with_cpu();
-    if let Some(sys) = guard.as_mut() {
-        // CPU% is the difference between two samples.
-        sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
-        tokio::time::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(200)))
-            .await;
-        sys.refresh_processes_specifics(ProcessesToUpdate::Some(&pids), true, kind);
-    }
-    let probe = |pid: u32| {
-        guard
-            .as_ref()?
-            .process(Pid::from_u32(pid))
-            .map(|p| (p.memory(), p.cpu_usage()))
-    };
+    let mut usage = usage.lock().await;
+    let sampling = usage.refresh(pids).await;
+    debug!(?sampling, "usage figures for status");
+    let probe = |pid: u32| usage.of(pid);
     let now = SystemTime::now();
     let components = units
         .into_iter()
@@ -297,4 +362,32 @@ pub async fn fetch_status(path: &Path) -> Result<StatusReport, ControlError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A paused clock: the test decides how much time passes between requests.
+    #[tokio::test(start_paused = true)]
+    async fn usage_answers_from_the_last_sample_and_samples_twice_only_without_one() {
+        let mut u = Usage::new();
+        if u.sys.is_none() {
+            // No readable /proc here: nothing to sample.
+            assert_eq!(u.refresh(vec![]).await, Sampling::Unavailable);
+            return;
+        }
+        let me = Pid::from_u32(std::process::id());
+        assert_eq!(u.refresh(vec![me]).await, Sampling::Twice);
+        assert!(u.of(std::process::id()).is_some_and(|(rss, _)| rss > 0));
+        // A poll right after: the same figures, no new sample and no wait.
+        assert_eq!(u.refresh(vec![me]).await, Sampling::Reused);
+        tokio::time::sleep(Usage::MIN_WINDOW).await;
+        assert_eq!(u.refresh(vec![me]).await, Sampling::Once);
+        // A new process (a restarted child) has no earlier sample to compare with.
+        let other = Pid::from_u32(1);
+        assert_eq!(u.refresh(vec![other, me]).await, Sampling::Twice);
+        // Order does not make a different set.
+        assert_eq!(u.refresh(vec![me, other]).await, Sampling::Reused);
+    }
 }

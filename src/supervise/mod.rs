@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 pub use probe::{Probe, ProbeSpec, TlsProbe};
-pub use process::{Exec, Procs};
+pub use process::{Exec, Procs, default_sigpipe};
 pub use state::Policy;
 
 use pidfile::PidFile;

@@ -1,5 +1,5 @@
-//! Spawning children and reaping them, and handing freed heap back to the kernel: the only
-//! file of kubesup with `unsafe`.
+//! Spawning children and reaping them, handing freed heap back to the kernel, and SIGPIPE for
+//! the short-lived commands: the only file of kubesup with `unsafe`.
 //!
 //! **One reaper.** A dedicated thread waits for SIGCHLD (signal-hook) and then calls
 //! `waitpid(-1, WNOHANG)` until nothing is left, routing each exit status to the task that owns
@@ -320,5 +320,19 @@ pub fn release_free_heap() {
     // touches no memory the program owns.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Gives SIGPIPE back its default action, for a command that prints and exits
+/// (`kubesup status | head`). Rust starts with SIGPIPE ignored, so a write to a closed pipe
+/// fails with EPIPE and `println!` panics with a backtrace where a command-line tool should
+/// end quietly, as `cat` does. The daemons keep it ignored: a log reader that goes away must
+/// not take the supervisor down with it. Children get the default back either way: std resets
+/// SIGPIPE in a spawned child.
+pub fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no handler, so no code of ours ever runs in signal context.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        debug!(error = %e, "cannot restore the default SIGPIPE action");
     }
 }
