@@ -50,6 +50,8 @@ pub(super) fn build(ctx: &NodeContext) -> Built {
         // it campaigns. In a one-member cluster no leader can be lost, so that wait is only
         // downtime: with etcd's default of 1 s, a restarted etcd took 0.3 to 1.9 s to serve.
         // 500 ms is the least etcd allows with the default 100 ms heartbeat (5 heartbeats).
+        // A cluster of several members needs etcd's defaults back: there the timeout is what
+        // tells a lost leader from a slow one.
         flag("heartbeat-interval", 100),
         flag("election-timeout", 500),
     ];
