@@ -184,7 +184,8 @@ impl JoinContext {
             .is_some_and(|(n, since)| *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW)
     }
 
-    fn failed(&self, ip: IpAddr) {
+    /// An error answer that counts as a failed attempt from `ip`, toward the rate limit.
+    fn refuse(&self, ip: IpAddr, status: StatusCode, message: &str) -> Response<Full<Bytes>> {
         if let Ok(mut f) = self.failures.lock() {
             let e = f.entry(ip).or_insert((0, Instant::now()));
             if e.1.elapsed() >= FAILURE_WINDOW {
@@ -192,6 +193,7 @@ impl JoinContext {
             }
             e.0 += 1;
         }
+        error(status, message)
     }
 }
 
@@ -456,9 +458,9 @@ async fn join(
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     // One message for every authentication failure, so nobody can probe which ids exist.
-    let unauthorized = |ctx: &JoinContext| {
-        ctx.failed(peer);
-        error(
+    let unauthorized = || {
+        ctx.refuse(
+            peer,
             StatusCode::UNAUTHORIZED,
             "invalid, expired or revoked join token",
         )
@@ -470,7 +472,7 @@ async fn join(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     let Some((id, secret)) = bearer.as_deref().and_then(|b| b.split_once('.')) else {
-        return unauthorized(ctx);
+        return unauthorized();
     };
     let body = match read_body(req).await {
         Ok(b) => b,
@@ -480,7 +482,7 @@ async fn join(
     // tokens read just before their lease ran out.
     let record = match ctx.backend.token(id).await {
         Some(r) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
-        _ => return unauthorized(ctx),
+        _ => return unauthorized(),
     };
     let (request, key_pin) = match parse_request(&body, "join") {
         Ok(r) => r,
@@ -521,21 +523,21 @@ async fn renew(
     client_cert: Option<&[u8]>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
-    let unauthorized = |ctx: &JoinContext| {
-        ctx.failed(peer);
-        error(
+    let unauthorized = || {
+        ctx.refuse(
+            peer,
             StatusCode::UNAUTHORIZED,
             "renewal needs this node's current kubelet client certificate",
         )
     };
     let Some((name, pin)) = client_cert.and_then(node_of_client_cert) else {
-        return unauthorized(ctx);
+        return unauthorized();
     };
     // A certificate whose key was since replaced (by a renewal, or a forced rejoin) is no
     // longer this node's.
     if ctx.backend.node_key(&name).await.as_deref() != Some(pin.as_str()) {
         warn!(%peer, node = %name, "refused a renewal: not the node's current key");
-        return unauthorized(ctx);
+        return unauthorized();
     }
     let body = match read_body(req).await {
         Ok(b) => b,
@@ -546,9 +548,9 @@ async fn renew(
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     if request.node_name != name {
-        ctx.failed(peer);
         warn!(%peer, node = %name, asked = %request.node_name, "refused a renewal for another node");
-        return error(
+        return ctx.refuse(
+            peer,
             StatusCode::FORBIDDEN,
             "a node can renew only its own certificates",
         );
