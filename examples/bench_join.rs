@@ -18,8 +18,9 @@ use kubesup::join::server::{
 };
 use kubesup::join::store::TokenRecord;
 use kubesup::join::token::{Token, ca_pin};
+use kubesup::model::KeyType;
 use kubesup::paths::Paths;
-use kubesup::pki::{CaKind, KeyType, KubeconfigServers, Pki, PkiSpec};
+use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 fn csr(cn: &str, org: Option<&str>, sans: Vec<SanType>) -> String {

@@ -12,8 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kubesup::model::KeyType;
 use kubesup::paths::Paths;
-use kubesup::pki::{KeyType, KubeconfigServers, Pki, PkiSpec};
+use kubesup::pki::{KubeconfigServers, Pki, PkiSpec};
 
 fn spec(key_type: KeyType) -> PkiSpec {
     PkiSpec {

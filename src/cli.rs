@@ -1,4 +1,5 @@
-//! The command line (clap derive). Parsing only: each subcommand's work lives in its module.
+//! The command line (clap derive). Parsing only: each subcommand's work lives in its own file
+//! under `src/cmd/`.
 //!
 //! Flags that also exist in the config file carry no clap default, so "not given" stays
 //! distinguishable from "given the default" and the file's value can win over the built-in
@@ -6,9 +7,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{DEFAULT_CONFIG_FILE, Overrides};
+use crate::model::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -284,12 +286,6 @@ pub enum CertsCommand {
         #[arg(long)]
         all: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Role {
-    Master,
-    Worker,
 }
 
 #[derive(Debug, Args)]

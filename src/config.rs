@@ -22,12 +22,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::components::Component;
+use crate::model::{Component, DEFAULT_KUBE_VERSION, KeyType, KubeVersion, Network};
 use crate::paths::Paths;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/kubesup";
-/// A current upstream release. Older and newer versions are selected with `--kube-version`.
-pub const DEFAULT_KUBE_VERSION: &str = "v1.37.1";
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/kubesup/config.yaml";
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +39,20 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(Problems),
+}
+
+impl crate::errors::Exit for ConfigError {
+    fn exit_code(&self) -> u8 {
+        crate::errors::EXIT_INVALID
+    }
+
+    /// Problems speak for themselves, one line each (`invalid config: FIELD: what to do`).
+    fn render(&self) -> String {
+        match self {
+            Self::Invalid(p) => p.to_string(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
 }
 
 /// Every validation problem found, one per line.
@@ -74,6 +86,25 @@ impl Problems {
             message: message.into(),
         });
     }
+}
+
+/// A node's config: the file (the one named, or [`DEFAULT_CONFIG_FILE`] when it exists), then
+/// `KUBESUP_*` environment and flags (`overrides`), validated as a whole.
+pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+    load_raw(file, overrides)?.validate()
+}
+
+/// The same layers, not yet validated: a worker validates again once the master's cluster
+/// settings are laid over them.
+pub fn load_raw(file: Option<&Path>, overrides: Overrides) -> Result<RawConfig, ConfigError> {
+    let default = Path::new(DEFAULT_CONFIG_FILE);
+    let file = file.or_else(|| default.exists().then_some(default));
+    let mut raw = match file {
+        Some(p) => RawConfig::from_file(p)?,
+        None => RawConfig::default(),
+    };
+    raw.apply(overrides);
+    Ok(raw)
 }
 
 /// The file format, and also the merge target of env and flags. Values stay raw (strings,
@@ -908,62 +939,11 @@ pub struct DnsSettings {
     pub replicas: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Network {
-    Flannel,
-    None,
-}
-
-impl std::fmt::Display for Network {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Flannel => "flannel",
-            Self::None => "none",
-        })
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
     #[default]
     Text,
     Json,
-}
-
-pub use crate::pki::KeyType;
-
-/// A Kubernetes release version, `vMAJOR.MINOR.PATCH`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KubeVersion {
-    pub major: u64,
-    pub minor: u64,
-    pub patch: u64,
-}
-
-impl KubeVersion {
-    pub fn parse(s: &str) -> Option<Self> {
-        let v = semver::Version::parse(s.strip_prefix('v')?).ok()?;
-        if !v.pre.is_empty() || !v.build.is_empty() {
-            return None;
-        }
-        Some(Self {
-            major: v.major,
-            minor: v.minor,
-            patch: v.patch,
-        })
-    }
-
-    /// True when this version is at least `major.minor`.
-    pub fn at_least(&self, major: u64, minor: u64) -> bool {
-        (self.major, self.minor) >= (major, minor)
-    }
-}
-
-impl fmt::Display for KubeVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
-    }
 }
 
 fn parse_cidr(p: &mut Problems, field: &str, s: &str) -> Option<IpNet> {

@@ -1,39 +1,47 @@
 //! kubesup: one binary that runs on every node as the supervisor of that node's Kubernetes
 //! processes.
 //!
-//! A tour, in the order `kubesup master` uses the pieces:
-//! - [`cli`] parses the command line; [`config`] layers file, `KUBESUP_*` environment and flags
-//!   into one validated [`config::Config`]; [`paths`] derives every on-disk path from it.
+//! A tour, from the command line down. Dependencies point down this list, never up:
+//! - [`cli`] parses the command line; [`run`] dispatches to one file per subcommand in [`cmd`]
+//!   (`master`, `worker`, `token`, `status`, `certs`, `fetch`, `install`, `reset`, ...); every
+//!   error type maps itself to its exit code and text ([`errors`]).
+//! - [`daemon`] is the long-running node loop: data-dir lock, signals, sd_notify, the control
+//!   socket, hooks, reload.
+//! - [`plan`] turns a config and fetched binaries into child specs, and owns which
+//!   certificates restart which processes; [`components`] builds each component's argv,
+//!   config files and readiness probe for a Kubernetes version.
+//! - [`config`] layers file, `KUBESUP_*` environment and flags into one validated
+//!   [`config::Config`]; [`paths`] derives every on-disk path from its data dir.
 //! - [`fetch`] resolves a release manifest and downloads component binaries into a
 //!   content-addressed cache, verifying SHA-256 while streaming.
-//! - [`pki`] makes and renews every CA, certificate, key and kubeconfig (rcgen).
-//! - [`components`] turns the config into each component's argv, config files and readiness probe.
-//! - [`supervise`] spawns, reaps, probes, restarts and stops the components in dependency order.
-//! - [`etcd`] talks to etcd (health, flannel's network config, join tokens).
-//! - [`join`] is the join API on a master and the joining client on a worker.
-//! - [`install`] writes the service unit and config (and undoes them); [`reset`] takes a node
-//!   down to nothing, its pods and the kubelet cgroup root ([`cgroup`]) included.
+//! - [`pki`] makes and renews every CA, certificate, key and kubeconfig (rcgen); it knows
+//!   certificates, not processes.
+//! - [`join`] is the join API on a master and the joining client on a worker; [`etcd`] talks to
+//!   etcd; [`kube`] applies objects to the API server ([`addons`], [`network`]).
+//! - [`supervise`] spawns, reaps, probes, restarts and stops processes in dependency order.
+//! - [`model`] is the vocabulary every module speaks (component, role, network, version, key
+//!   type); it imports nothing from the crate. [`fsutil`], [`cgroup`] and [`preflight`] are
+//!   small shared helpers.
 
 pub mod addons;
-pub mod app;
-pub mod certs;
 pub mod cgroup;
 pub mod cli;
+pub mod cmd;
 pub mod components;
 pub mod config;
+pub mod daemon;
+pub mod errors;
 pub mod etcd;
 pub mod fetch;
 pub mod fsutil;
-pub mod install;
 pub mod join;
 pub mod kube;
-pub mod master;
+pub mod model;
 pub mod network;
-pub mod node;
 pub mod paths;
 pub mod pki;
+pub mod plan;
 pub mod preflight;
-pub mod reset;
-pub mod specs;
+pub mod retry;
+pub mod run;
 pub mod supervise;
-pub mod worker;

@@ -17,9 +17,10 @@ use ipnet::IpNet;
 use tracing::{info, warn};
 
 use crate::components::cni;
-use crate::config::{Config, Network};
+use crate::config::Config;
 use crate::fsutil;
 use crate::kube::Kube;
+use crate::model::Network;
 
 pub const CONFLIST: &str = "10-kubesup.conflist";
 

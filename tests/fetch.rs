@@ -681,7 +681,7 @@ async fn fetch_etcd_tarball_verified_by_sha256sums_then_extracted() {
             .fetch(V, &[Artifact::Etcd])
             .await
             .unwrap();
-        let e = set.component(kubesup::components::Component::Etcd).unwrap();
+        let e = set.component(kubesup::model::Component::Etcd).unwrap();
         assert_eq!(e.sha256, sha(&etcd));
         assert_eq!(fs::read(&e.path).unwrap(), etcd);
         assert_eq!(set.binary("etcdctl").unwrap().sha256, sha(&etcdctl));
@@ -956,7 +956,7 @@ async fn fetch_container_runtime_artifacts_when_asked() {
 
         let set = fetcher.fetch(V, &Artifact::RUNTIME).await.unwrap();
         let c = set
-            .component(kubesup::components::Component::Containerd)
+            .component(kubesup::model::Component::Containerd)
             .unwrap();
         assert_eq!(c.sha256, sha(&ctr_bins[0].1));
         assert_eq!(set.binary("ctr").unwrap().sha256, sha(&ctr_bins[2].1));

@@ -8,8 +8,9 @@ use kubesup::join::client::{self, ClientError};
 use kubesup::join::server::{self, Backend, ClusterInfo, JoinContext, MemoryBackend};
 use kubesup::join::store::TokenRecord;
 use kubesup::join::token::{Token, ca_pin};
+use kubesup::model::KeyType;
 use kubesup::paths::Paths;
-use kubesup::pki::{CaKind, KeyType, KubeconfigServers, Pki, PkiSpec};
+use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
 use x509_parser::prelude::*;
 
 struct Master {

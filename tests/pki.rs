@@ -14,10 +14,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
+use kubesup::model::KeyType;
 use kubesup::paths::{KubeconfigUser, Paths, PkiPaths};
 use kubesup::pki::{
-    CaKind, CertStatus, KeyType, KubeconfigServers, Leaf, NodeCertKind, NodeIdentity, Pki,
-    PkiError, PkiSpec, PolicyError, ReissueReason, needs_attention, sign_node_csr,
+    CaKind, CertStatus, KubeconfigServers, Leaf, NodeCertKind, NodeIdentity, Pki, PkiError,
+    PkiSpec, PolicyError, ReissueReason, needs_attention, sign_node_csr,
 };
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -586,12 +587,12 @@ fn pki_advertise_change_reissues_only_the_certs_that_name_it() {
         "sslserver",
     );
     assert_eq!(
-        report.components_to_restart(),
+        kubesup::plan::components_to_restart(&report),
         vec![
-            kubesup::components::Component::Etcd,
-            kubesup::components::Component::KubeApiserver,
-            kubesup::components::Component::Kubelet,
-            kubesup::components::Component::KubeProxy,
+            kubesup::model::Component::Etcd,
+            kubesup::model::Component::KubeApiserver,
+            kubesup::model::Component::Kubelet,
+            kubesup::model::Component::KubeProxy,
         ]
     );
 }
@@ -645,8 +646,8 @@ fn pki_leaf_in_its_renewal_window_is_reissued_and_scheduled() {
         at,
     );
     assert_eq!(
-        Leaf::Apiserver.restarts(),
-        &[kubesup::components::Component::KubeApiserver]
+        kubesup::plan::leaf_readers(Leaf::Apiserver),
+        &[kubesup::model::Component::KubeApiserver]
     );
 
     // Eight months on, every one-year leaf is in its window; CAs are not touched.

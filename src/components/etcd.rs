@@ -2,7 +2,7 @@
 //! loopback. A single-member cluster named after the node.
 
 use super::{Built, NodeContext, flag, https_url, path_str};
-use crate::config::KubeVersion;
+use crate::model::KubeVersion;
 use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 
 /// Flannel before v0.17 reads its network config through the etcd v2 API.
@@ -57,7 +57,7 @@ pub(super) fn build(ctx: &NodeContext) -> Built {
     ];
     // etcd 3.6 removed the v2 store; 3.4 and 3.5 serve it only when asked.
     let etcd_has_v2 = KubeVersion::parse(&ctx.etcd_version).is_some_and(|v| !v.at_least(3, 6));
-    if cfg.network == crate::config::Network::Flannel
+    if cfg.network == crate::model::Network::Flannel
         && flannel_uses_etcd_v2(&ctx.flannel_version)
         && etcd_has_v2
     {

@@ -7,7 +7,7 @@
 //! than flags.
 
 use super::Component;
-use crate::config::KubeVersion;
+use crate::model::KubeVersion;
 
 /// `(component, flag, major, minor)`: the flag is gone from `major.minor` on.
 pub const REMOVED: &[(Component, &str, u64, u64)] = &[

@@ -76,7 +76,7 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
         tls: None,
     });
     let mut deps = vec![Component::Containerd];
-    if cfg.network == crate::config::Network::Flannel {
+    if cfg.network == crate::model::Network::Flannel {
         // The CNI config points at flanneld's subnet file.
         deps.push(Component::Flanneld);
     }

@@ -3,7 +3,8 @@
 //!
 //! Components are an enum, never strings: a typo in a component name is a compile error.
 //! Builders are pure: they return a [`Plan`] (the child spec plus the files it reads), and
-//! [`write_files`] writes those, so unit tests can check every flag without touching disk.
+//! [`write_files`] writes those when the caller decides, so unit tests can check every flag
+//! without touching disk.
 //!
 //! Invariants:
 //! - no flag that the chosen version removed is ever emitted ([`flags`] holds the table);
@@ -29,65 +30,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, KubeVersion, Network};
+use crate::config::Config;
 use crate::fsutil;
+use crate::model::KubeVersion;
+use crate::model::{Component, NodeRole};
 use crate::supervise::{ChildSpec, Exec, Policy, ProbeSpec};
 
 pub use containerd::lacks_cap_sys_resource;
 pub use etcd::flannel_uses_etcd_v2;
-
-/// Every process kubesup can supervise on a node.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Component {
-    Etcd,
-    KubeApiserver,
-    KubeControllerManager,
-    KubeScheduler,
-    Containerd,
-    Kubelet,
-    KubeProxy,
-    Flanneld,
-}
-
-impl Component {
-    pub const ALL: [Component; 8] = [
-        Self::Etcd,
-        Self::KubeApiserver,
-        Self::KubeControllerManager,
-        Self::KubeScheduler,
-        Self::Containerd,
-        Self::Kubelet,
-        Self::KubeProxy,
-        Self::Flanneld,
-    ];
-
-    /// The name of the upstream binary, also used for log files and status rows.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Etcd => "etcd",
-            Self::KubeApiserver => "kube-apiserver",
-            Self::KubeControllerManager => "kube-controller-manager",
-            Self::KubeScheduler => "kube-scheduler",
-            Self::Containerd => "containerd",
-            Self::Kubelet => "kubelet",
-            Self::KubeProxy => "kube-proxy",
-            Self::Flanneld => "flanneld",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
-
-impl fmt::Display for Component {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -111,12 +61,6 @@ pub struct BinaryRef {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Binaries(pub BTreeMap<Component, BinaryRef>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeRole {
-    Master { schedulable: bool },
-    Worker,
-}
 
 /// What a builder needs to know about the node.
 #[derive(Debug, Clone)]
@@ -150,37 +94,10 @@ pub struct Plan {
     pub files: Vec<GeneratedFile>,
 }
 
-/// The components of a node role, in dependency order.
-pub fn components_for(role: NodeRole, network: Network) -> Vec<Component> {
-    let mut out = Vec::new();
-    let runs_pods = match role {
-        NodeRole::Master { schedulable } => {
-            out.extend([
-                Component::Etcd,
-                Component::KubeApiserver,
-                Component::KubeControllerManager,
-                Component::KubeScheduler,
-            ]);
-            schedulable
-        }
-        NodeRole::Worker => true,
-    };
-    if runs_pods {
-        if network == Network::Flannel {
-            out.push(Component::Flanneld);
-        }
-        out.extend([
-            Component::Containerd,
-            Component::Kubelet,
-            Component::KubeProxy,
-        ]);
-    }
-    out
-}
-
 /// Plans every component of the node.
 pub fn plan(ctx: &NodeContext, bins: &Binaries) -> Result<Vec<Plan>, ComponentError> {
-    components_for(ctx.role, ctx.cfg.network)
+    ctx.role
+        .components(ctx.cfg.network)
         .into_iter()
         .map(|c| {
             let bin = bins.0.get(&c).ok_or(ComponentError::NoBinary(c))?;
@@ -201,8 +118,8 @@ pub fn plan(ctx: &NodeContext, bins: &Binaries) -> Result<Vec<Plan>, ComponentEr
 
 /// Writes every plan's files; a file whose contents are already right is left alone, so its
 /// mtime (and a running component) is undisturbed.
-pub fn write_files(plans: &[Plan]) -> Result<(), ComponentError> {
-    for f in plans.iter().flat_map(|p| &p.files) {
+pub fn write_files(files: &[GeneratedFile]) -> Result<(), ComponentError> {
+    for f in files {
         if std::fs::read_to_string(&f.path).ok().as_deref() != Some(f.contents.as_str()) {
             fsutil::write_atomic(&f.path, f.contents.as_bytes(), f.mode)?;
         }

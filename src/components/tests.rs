@@ -1,7 +1,8 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::config::{DEFAULT_KUBE_VERSION, RawConfig};
+use crate::config::RawConfig;
+use crate::model::DEFAULT_KUBE_VERSION;
 
 fn cfg(extra: &str, version: &str) -> Config {
     let mut raw = RawConfig::from_yaml(extra).unwrap();

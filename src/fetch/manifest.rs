@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FetchError;
 
-/// The default release lives with the rest of the defaults, in the config.
-pub use crate::config::DEFAULT_KUBE_VERSION;
+use crate::model::{Component, Network, NodeRole, Role};
 
 /// What can be fetched. One artifact may yield several binaries (the etcd tarball yields `etcd`
 /// and `etcdctl`), and several artifacts may share one download (`hyperkube`).
@@ -72,6 +71,21 @@ impl Artifact {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
 
+    /// The download that carries a component's binary. containerd is the runtime, which a
+    /// node takes from the OS unless asked ([`Artifact::RUNTIME`]).
+    fn of_component(c: Component) -> Option<Self> {
+        match c {
+            Component::Etcd => Some(Self::Etcd),
+            Component::KubeApiserver => Some(Self::KubeApiserver),
+            Component::KubeControllerManager => Some(Self::KubeControllerManager),
+            Component::KubeScheduler => Some(Self::KubeScheduler),
+            Component::Kubelet => Some(Self::Kubelet),
+            Component::KubeProxy => Some(Self::KubeProxy),
+            Component::Flanneld => Some(Self::Flanneld),
+            Component::Containerd => None,
+        }
+    }
+
     /// Server binaries that hyperkube bundled (kubectl stayed a separate download).
     fn in_hyperkube(self) -> bool {
         matches!(
@@ -91,49 +105,19 @@ impl std::fmt::Display for Artifact {
     }
 }
 
-/// A node's role, as far as fetching is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A control-plane node; `schedulable` masters also run kubelet and kube-proxy.
-    Master {
-        schedulable: bool,
-    },
-    Worker,
-}
-
-/// The pod network a node uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Network {
-    Flannel,
-    None,
-}
-
 /// The artifacts a node needs, without the container runtime (append [`Artifact::RUNTIME`]
-/// when the node does not take containerd, runc and CNI plugins from the OS).
-///
-/// flanneld goes where pods run (wherever kubelet runs): it is what gives those pods their
-/// addresses. A master that runs no kubelet has no pods to connect.
-pub fn needed_artifacts(role: Role, network: Network) -> Vec<Artifact> {
-    let mut out = Vec::new();
-    let runs_pods = match role {
-        Role::Master { schedulable } => {
-            out.extend([
-                Artifact::Etcd,
-                Artifact::KubeApiserver,
-                Artifact::KubeControllerManager,
-                Artifact::KubeScheduler,
-                Artifact::Kubectl,
-            ]);
-            schedulable
-        }
-        Role::Worker => true,
-    };
-    if runs_pods {
-        out.extend([Artifact::Kubelet, Artifact::KubeProxy]);
-        if network == Network::Flannel {
-            out.push(Artifact::Flanneld);
-        }
+/// when the node does not take containerd, runc and CNI plugins from the OS): one per component
+/// that [`NodeRole::components`] says the node runs, and kubectl on a master, for its operator.
+pub fn needed_artifacts(role: NodeRole, network: Network) -> Vec<Artifact> {
+    let mut out: Vec<Artifact> = role
+        .components(network)
+        .into_iter()
+        .filter_map(Artifact::of_component)
+        .collect();
+    if role.role() == Role::Master {
+        out.push(Artifact::Kubectl);
     }
+    out.sort();
     out
 }
 
@@ -580,6 +564,7 @@ pub(crate) struct Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DEFAULT_KUBE_VERSION;
 
     fn m(v: &str) -> ReleaseManifest {
         ReleaseManifest::resolve(v, "amd64", &VersionOverrides::default()).unwrap()
@@ -694,15 +679,15 @@ mod tests {
 
     #[test]
     fn needed_artifacts_by_role() {
-        let w = needed_artifacts(Role::Worker, Network::Flannel);
+        let w = needed_artifacts(NodeRole::Worker, Network::Flannel);
         assert_eq!(
             w,
             vec![Artifact::Kubelet, Artifact::KubeProxy, Artifact::Flanneld]
         );
-        let m = needed_artifacts(Role::Master { schedulable: false }, Network::Flannel);
+        let m = needed_artifacts(NodeRole::Master { schedulable: false }, Network::Flannel);
         assert!(m.contains(&Artifact::Etcd) && !m.contains(&Artifact::Kubelet));
         assert!(!m.contains(&Artifact::Flanneld));
-        let ms = needed_artifacts(Role::Master { schedulable: true }, Network::None);
+        let ms = needed_artifacts(NodeRole::Master { schedulable: true }, Network::None);
         assert!(ms.contains(&Artifact::Kubelet) && !ms.contains(&Artifact::Flanneld));
     }
 

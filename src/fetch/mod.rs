@@ -40,15 +40,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::components::Component;
 use crate::fsutil::FsError;
+use crate::model::Component;
 use crate::paths::Paths;
 
 pub use bundle::{BUNDLE_MANIFEST, BundleManifest, BundleSummary, load_bundle, write_bundle};
-pub use manifest::{
-    Artifact, DEFAULT_KUBE_VERSION, Network, ReleaseManifest, Role, VersionOverrides, host_arch,
-    needed_artifacts,
-};
+pub use manifest::{Artifact, ReleaseManifest, VersionOverrides, host_arch, needed_artifacts};
 pub use mirror::Source;
 
 use cache::{ArchiveIndex, Cache, IO_BUF, io_err, unique_sibling, write_unique};

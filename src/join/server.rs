@@ -664,11 +664,11 @@ pub async fn serve_on_master(
             .load_ca(crate::pki::CaKind::Cluster)
             .map_err(|e| e.to_string())?;
         let etcd_ca = match cfg.network {
-            crate::config::Network::Flannel => Some(
+            crate::model::Network::Flannel => Some(
                 pki.load_ca(crate::pki::CaKind::Etcd)
                     .map_err(|e| e.to_string())?,
             ),
-            crate::config::Network::None => None,
+            crate::model::Network::None => None,
         };
         let pair = pki_paths.join_server();
         let tls = tls_config_from_files(&pair.cert, &pair.key, ca.cert_pem().as_bytes())

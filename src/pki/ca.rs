@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 use tracing::{debug, info};
 
 use super::error::{PkiError, Result};
-use super::key::{KeyType, Secret};
+use super::key::{KeyAlgorithm, Secret};
 use super::store::{self, CertInfo, rfc3339};
+use crate::model::KeyType;
 use crate::paths::{CertPair, PkiPaths};
 
 /// How far back `not_before` is set, so that a peer whose clock is a little behind does not

@@ -318,7 +318,7 @@ mod tests {
     use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
     use super::*;
-    use crate::pki::KeyType;
+    use crate::model::KeyType;
     use crate::pki::store::CertInfo;
 
     const YEAR: Duration = Duration::from_secs(365 * 86400);

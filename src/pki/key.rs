@@ -3,32 +3,19 @@
 use std::fmt;
 
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize};
-use serde::{Deserialize, Serialize};
 
-/// The algorithm of every key kubesup generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KeyType {
-    /// ECDSA on P-256 with SHA-256: the default. Key generation takes microseconds instead of
-    /// the tens of milliseconds an RSA key costs, and every Kubernetes component since 1.x
-    /// accepts it (including the service-account signing key, as ES256).
-    #[default]
-    EcdsaP256,
-    /// RSA 2048 with SHA-256 signatures, for sites whose tooling only understands RSA.
-    Rsa2048,
-}
+use crate::model::KeyType;
 
-impl KeyType {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::EcdsaP256 => "ecdsa-p256",
-            Self::Rsa2048 => "rsa-2048",
-        }
-    }
-
+/// What the PKI does with a [`KeyType`]: the vocabulary names the algorithm, rcgen makes it.
+pub(crate) trait KeyAlgorithm: Sized {
     /// The type of a loaded key, or `None` for an algorithm kubesup never generates (such a key
     /// can still sign as a CA that an operator brought, but a leaf with it is re-keyed).
-    pub(crate) fn of(key: &KeyPair) -> Option<Self> {
+    fn of(key: &KeyPair) -> Option<Self>;
+    fn generate(self) -> Result<KeyPair, rcgen::Error>;
+}
+
+impl KeyAlgorithm for KeyType {
+    fn of(key: &KeyPair) -> Option<Self> {
         let alg = key.algorithm();
         if alg == &PKCS_ECDSA_P256_SHA256 {
             Some(Self::EcdsaP256)
@@ -39,18 +26,12 @@ impl KeyType {
         }
     }
 
-    pub(crate) fn generate(self) -> Result<KeyPair, rcgen::Error> {
+    fn generate(self) -> Result<KeyPair, rcgen::Error> {
         match self {
             Self::EcdsaP256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
             // Only rcgen's aws_lc_rs backend can generate RSA keys (ring cannot).
             Self::Rsa2048 => KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048),
         }
-    }
-}
-
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::PkiSpec;
 use super::ca::{self, CaKind, LoadedCa};
 use super::error::{PkiError, Result};
-use super::key::KeyType;
+use super::key::KeyAlgorithm;
 use super::store::{CertInfo, San};
-use crate::components::Component;
+use crate::model::KeyType;
 use crate::paths::{CertPair, KubeconfigUser, PkiPaths};
 
 /// A leaf certificate of this node. The kebab-case name is stable: it is what `certs check`
@@ -131,25 +131,6 @@ impl Leaf {
             Self::KubeletClient => pki.kubelet_client(),
             Self::KubeletServer => pki.kubelet_server(),
             Self::JoinServer => pki.join_server(),
-        }
-    }
-
-    /// Components that read this leaf only at start-up and must be restarted when it changes.
-    /// Empty for kubesup's own users (join API, etcd health probe: they reload per connection)
-    /// and for the admin kubeconfig (read by people, per command).
-    pub fn restarts(self) -> &'static [Component] {
-        match self {
-            Self::Apiserver
-            | Self::ApiserverKubeletClient
-            | Self::ApiserverEtcdClient
-            | Self::FrontProxyClient => &[Component::KubeApiserver],
-            Self::EtcdServer | Self::EtcdPeer => &[Component::Etcd],
-            Self::FlannelEtcdClient => &[Component::Flanneld],
-            Self::ControllerManager => &[Component::KubeControllerManager],
-            Self::Scheduler => &[Component::KubeScheduler],
-            Self::KubeProxy => &[Component::KubeProxy],
-            Self::KubeletClient | Self::KubeletServer => &[Component::Kubelet],
-            Self::EtcdHealthcheckClient | Self::Admin | Self::JoinServer => &[],
         }
     }
 
@@ -700,18 +681,7 @@ mod tests {
     }
 
     #[test]
-    fn every_leaf_restarts_what_reads_it() {
-        assert_eq!(Leaf::Apiserver.restarts(), &[Component::KubeApiserver]);
-        assert_eq!(
-            Leaf::ApiserverEtcdClient.restarts(),
-            &[Component::KubeApiserver]
-        );
-        assert_eq!(Leaf::EtcdPeer.restarts(), &[Component::Etcd]);
-        assert_eq!(
-            Leaf::ControllerManager.restarts(),
-            &[Component::KubeControllerManager]
-        );
-        assert_eq!(Leaf::KubeletServer.restarts(), &[Component::Kubelet]);
+    fn a_leaf_knows_its_kubeconfig() {
         assert_eq!(
             Leaf::KubeletClient.kubeconfig_user(),
             Some(KubeconfigUser::Kubelet)

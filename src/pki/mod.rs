@@ -20,9 +20,10 @@
 //! - **Secrets stay secret.** Key material is held in [`Secret`] or rcgen's `KeyPair`, whose
 //!   `Debug` hides it; nothing logs a PEM; the CA key never leaves a [`LoadedCa`].
 //!
-//! Must not: create or replace a CA outside first start, make network calls, restart
-//! components (it reports which ones need it: [`Report::components_to_restart`],
-//! [`Leaf::restarts`]), or rotate the service-account key (that would invalidate every token).
+//! Must not: create or replace a CA outside first start, make network calls, know which
+//! processes read which file (it reports what it wrote, in a [`Report`]; the planner,
+//! `crate::plan`, maps that to the components to restart), or rotate the service-account key
+//! (that would invalidate every token).
 
 mod ca;
 mod check;
@@ -44,14 +45,15 @@ pub use ca::{CaKind, LoadedCa};
 pub use check::{CertRow, CertStatus, needs_attention, render_json, render_table};
 pub use csr::{NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
 pub use error::{PkiError, Result};
-pub use key::{KeyType, Secret};
+pub use key::Secret;
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};
 pub use leaf::{Leaf, ReissueReason};
 pub use renew::{MIN_RENEWAL_INTERVAL, RENEW_JITTER, next_renewal_of, renewal_sleep};
 pub use store::San;
 
-use crate::components::Component;
+use crate::model::KeyType;
 use crate::paths::{KubeconfigUser, Paths, PkiPaths};
+use key::KeyAlgorithm;
 use leaf::Decision;
 
 /// Default CA lifetime: 10 years.
@@ -182,35 +184,6 @@ impl Report {
 
     pub fn leaves(&self) -> Vec<Leaf> {
         self.issued.iter().map(|i| i.leaf).collect()
-    }
-
-    /// Components that must restart to pick up what this run wrote, sorted, no duplicates.
-    pub fn components_to_restart(&self) -> Vec<Component> {
-        let mut out: Vec<Component> = self
-            .issued
-            .iter()
-            .flat_map(|i| i.leaf.restarts().iter().copied())
-            .collect();
-        for user in &self.kubeconfigs_written {
-            out.extend(kubeconfig_readers(*user));
-        }
-        if self.service_account_key_created {
-            out.extend([Component::KubeApiserver, Component::KubeControllerManager]);
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-/// Components that read a kubeconfig at start-up.
-fn kubeconfig_readers(user: KubeconfigUser) -> &'static [Component] {
-    match user {
-        KubeconfigUser::Admin => &[],
-        KubeconfigUser::ControllerManager => &[Component::KubeControllerManager],
-        KubeconfigUser::Scheduler => &[Component::KubeScheduler],
-        KubeconfigUser::Kubelet => &[Component::Kubelet],
-        KubeconfigUser::KubeProxy => &[Component::KubeProxy],
     }
 }
 
@@ -534,34 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn report_maps_changes_to_restarts() {
-        let r = Report {
-            issued: vec![
-                Issued {
-                    leaf: Leaf::EtcdServer,
-                    reason: ReissueReason::RenewalWindow,
-                },
-                Issued {
-                    leaf: Leaf::ApiserverEtcdClient,
-                    reason: ReissueReason::RenewalWindow,
-                },
-                Issued {
-                    leaf: Leaf::Apiserver,
-                    reason: ReissueReason::RenewalWindow,
-                },
-            ],
-            kubeconfigs_written: vec![KubeconfigUser::Scheduler, KubeconfigUser::Admin],
-            ..Default::default()
-        };
-        assert_eq!(
-            r.components_to_restart(),
-            vec![
-                Component::Etcd,
-                Component::KubeApiserver,
-                Component::KubeScheduler
-            ]
-        );
-        assert!(Report::default().components_to_restart().is_empty());
+    fn an_empty_report_is_empty() {
         assert!(Report::default().is_empty());
     }
 

@@ -58,7 +58,19 @@ pub enum SuperviseError {
 
 /// A check run right before every exec (e.g. re-verifying a fetched binary's hash). An error
 /// counts as a failure to exec: the binary is not executed.
-pub type Verify = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type Verify = Arc<dyn Fn() -> Result<(), VerifyError> + Send + Sync>;
+
+/// Why a check refused to let a binary run. The supervisor sits below the modules that own the
+/// checks (fetch verifies hashes), so it keeps their error whole, boxed, with its causes.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct VerifyError(Box<dyn std::error::Error + Send + Sync>);
+
+impl VerifyError {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(e))
+    }
+}
 
 /// Everything the supervisor needs to run one child.
 #[derive(Clone)]

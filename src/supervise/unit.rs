@@ -163,7 +163,10 @@ impl Unit {
         if let Some(verify) = &self.spec.verify
             && let Err(error) = verify()
         {
-            return Event::SpawnFailed { at, error };
+            return Event::SpawnFailed {
+                at,
+                error: crate::errors::chain(&error),
+            };
         }
         match self
             .procs

@@ -15,49 +15,84 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
-use crate::components::{self, Component, NodeRole};
-use crate::config::{Config, Network};
+use crate::cli::MasterArgs;
+use crate::cmd::{Globals, SetupError};
+use crate::components;
+use crate::config::{Config, ConfigError};
+use crate::daemon::{Daemon, Hook, Reload};
+use crate::errors::Exit;
 use crate::fetch::{self, FetchedSet};
 use crate::kube::{Credentials, Kube};
-use crate::node::{Hook, Node, Reload};
+use crate::model::{Component, Network, NodeRole};
 use crate::pki::Pki;
-use crate::specs::{Build, fetch_binaries, ports};
+use crate::plan::{Build, fetch_binaries, ports};
 use crate::supervise::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
     #[error(transparent)]
-    Node(#[from] crate::node::NodeError),
+    Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
-    Build(#[from] crate::specs::BuildError),
+    Build(#[from] crate::plan::BuildError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
-    #[error("cannot create the kubelet cgroup root {path}: {source}")]
+    #[error("cannot create the kubelet cgroup root {path}")]
     Cgroup {
         path: std::path::PathBuf,
+        #[source]
         source: std::io::Error,
     },
 }
 
-/// `kubesup master`.
-pub async fn run(
+impl Exit for MasterError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+/// `kubesup master`: the config is validated, and the advertise address required, before
+/// anything else happens.
+pub fn run(a: MasterArgs, g: &Globals) -> Result<(), MasterError> {
+    let cfg = g.config(&a.common)?;
+    cfg.require_advertise()?;
+    g.init_tracing(Some(cfg.log_format))?;
+    let (common, g2) = (a.common.clone(), g.clone());
+    let reload_config = Box::new(move || g2.config(&common));
+    crate::cmd::runtime()?.block_on(serve(cfg, a.ignore_preflight, a.force, reload_config))
+}
+
+/// Brings the control plane up and keeps it up until told to stop.
+async fn serve(
     cfg: Config,
     ignore_preflight: Vec<String>,
     force: bool,
-    reload_config: Box<dyn FnMut() -> Result<Config, String> + Send>,
+    reload_config: Box<dyn FnMut() -> Result<Config, ConfigError> + Send>,
 ) -> Result<(), MasterError> {
     let advertise = cfg.require_advertise()?;
     let role = NodeRole::Master {
         schedulable: cfg.schedulable,
     };
-    let comps = components::components_for(role, cfg.network);
+    let comps = role.components(cfg.network);
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
     // very ports preflight checks.
-    let node = Node::acquire(cfg.paths.clone())?;
+    let daemon = Daemon::acquire(cfg.paths.clone())?;
     let mut needed_ports = ports(&cfg, &comps);
     needed_ports.push(("join-port", cfg.join_port));
     crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &ignore_preflight)?;
@@ -70,7 +105,7 @@ pub async fn run(
     let started = std::time::Instant::now();
     let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
     info!(elapsed = ?started.elapsed(), "binaries ready");
-    let pki_spec = crate::certs::pki_spec(&cfg, advertise);
+    let pki_spec = crate::plan::pki_spec(&cfg, advertise);
     let report = Pki::new(&cfg.paths).generate(&pki_spec)?;
     if !report.is_empty() {
         info!(
@@ -81,7 +116,7 @@ pub async fn run(
     }
 
     let build = master_build(cfg.clone(), advertise, role, fetched, manifest);
-    let specs = build.specs()?;
+    let specs = build.plan()?.write()?;
     let hooks = hooks(&cfg, advertise, &build.manifest, force);
 
     let fetched = build.fetched.clone();
@@ -89,15 +124,17 @@ pub async fn run(
     let mut reload_config = reload_config;
     let reload: Reload = Box::new(move || {
         let cfg = reload_config()?;
-        let advertise = cfg.require_advertise().map_err(|e| e.to_string())?;
-        Pki::new(&cfg.paths)
-            .generate(&crate::certs::pki_spec(&cfg, advertise))
-            .map_err(|e| e.to_string())?;
-        master_build(cfg, advertise, role, fetched.clone(), manifest.clone())
-            .specs()
-            .map_err(|e| e.to_string())
+        let advertise = cfg.require_advertise()?;
+        Pki::new(&cfg.paths).generate(&crate::plan::pki_spec(&cfg, advertise))?;
+        Ok(
+            master_build(cfg, advertise, role, fetched.clone(), manifest.clone())
+                .plan()?
+                .write()?,
+        )
     });
-    node.supervise("master", specs, Some(reload), hooks).await?;
+    daemon
+        .supervise("master", specs, Some(reload), hooks)
+        .await?;
     Ok(())
 }
 
@@ -278,7 +315,7 @@ async fn renew_certificates(
     sup: crate::supervise::SupervisorHandle,
 ) {
     let pki = Pki::new(&cfg.paths);
-    let spec = crate::certs::pki_spec(&cfg, advertise);
+    let spec = crate::plan::pki_spec(&cfg, advertise);
     loop {
         let Some((at, leaves)) = pki.next_renewal(SystemTime::now()) else {
             return;
@@ -290,7 +327,7 @@ async fn renew_certificates(
             Ok(renewed) if !renewed.is_empty() => {
                 let mut restart: Vec<Component> = renewed
                     .iter()
-                    .flat_map(|l| l.restarts().iter().copied())
+                    .flat_map(|l| crate::plan::leaf_readers(*l).iter().copied())
                     .collect();
                 restart.sort();
                 restart.dedup();

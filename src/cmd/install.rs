@@ -15,11 +15,15 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use crate::cli::{InstallCommand, UninstallArgs};
+use crate::cmd::{Globals, SetupError};
 use crate::config::{ConfigError, Problems, RawConfig};
+use crate::errors::Exit;
 use crate::fsutil;
+use crate::model::Role;
 
-const MASTER_UNIT: &str = include_str!("../packaging/kubesup-master.service");
-const WORKER_UNIT: &str = include_str!("../packaging/kubesup-worker.service");
+const MASTER_UNIT: &str = include_str!("../../packaging/kubesup-master.service");
+const WORKER_UNIT: &str = include_str!("../../packaging/kubesup-worker.service");
 const CONFIG: &str = "etc/kubesup/config.yaml";
 const TOKEN: &str = "etc/kubesup/token";
 const RECORD: &str = "etc/kubesup/installed.json";
@@ -29,6 +33,8 @@ const UNIT_DIR: &str = "etc/systemd/system";
 pub enum InstallError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     #[error(
         "{path} exists and differs from what this install would write; pass --overwrite to replace it (the old file is kept as {path}.bak)"
     )]
@@ -47,24 +53,8 @@ pub enum InstallError {
     Record { path: PathBuf, reason: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    Master,
-    Worker,
-}
-
-impl Role {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Master => "master",
-            Self::Worker => "worker",
-        }
-    }
-
-    fn unit_name(self) -> String {
-        format!("kubesup-{}.service", self.name())
-    }
+fn unit_name(role: Role) -> String {
+    format!("kubesup-{}.service", role.name())
 }
 
 /// What install wrote, so uninstall removes exactly that.
@@ -73,6 +63,89 @@ struct Record {
     role: Role,
     /// Absolute paths (as seen below the install root) and the SHA-256 of what was written.
     files: Vec<(PathBuf, String)>,
+}
+
+impl Exit for InstallError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+/// `kubesup install master|worker`.
+pub fn run(cmd: InstallCommand, g: &Globals) -> Result<(), InstallError> {
+    g.init_tracing(None)?;
+    install(request(cmd, g)?)
+}
+
+/// `kubesup uninstall`.
+pub fn run_uninstall(a: UninstallArgs, g: &Globals) -> Result<(), InstallError> {
+    g.init_tracing(None)?;
+    uninstall(&a.root)
+}
+
+/// The role's flags as an install request: config keys go to the config file, the rest to the
+/// unit's command line.
+fn request(cmd: InstallCommand, g: &Globals) -> Result<Request, InstallError> {
+    let (role, common, ignore, force, join, token, token_file, opts) = match cmd {
+        InstallCommand::Master { args, opts } => (
+            Role::Master,
+            args.common,
+            args.ignore_preflight,
+            args.force,
+            None,
+            None,
+            None,
+            opts,
+        ),
+        InstallCommand::Worker { args, opts } => (
+            Role::Worker,
+            args.common,
+            args.ignore_preflight,
+            false,
+            args.join,
+            args.token,
+            args.token_file,
+            opts,
+        ),
+    };
+    let mut raw = g.raw_config(&common)?;
+    if join.is_some() {
+        raw.join.url = join;
+    }
+    let token = match (token, token_file) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(&f)
+                .map_err(|e| invalid("token-file", format!("cannot read {}: {e}", f.display())))?,
+        ),
+        (None, None) => None,
+    };
+    let mut extra_args: Vec<String> = ignore
+        .into_iter()
+        .map(|n| format!("--ignore-preflight={n}"))
+        .collect();
+    if force {
+        extra_args.push("--force".into());
+    }
+    Ok(Request {
+        role,
+        raw,
+        extra_args,
+        token,
+        root: opts.root,
+        overwrite: opts.overwrite,
+    })
 }
 
 /// An install request, as the CLI gathered it.
@@ -190,7 +263,7 @@ pub fn install(req: Request) -> Result<(), InstallError> {
         "# Written by `kubesup install {}`; check changes with `kubesup config check FILE`.\n{body}",
         role.name()
     );
-    let unit_path = Path::new("/").join(UNIT_DIR).join(role.unit_name());
+    let unit_path = Path::new("/").join(UNIT_DIR).join(unit_name(role));
     let mut files: Vec<(PathBuf, String, u32)> = vec![
         (Path::new("/").join(CONFIG), config_text, 0o600),
         (unit_path.clone(), unit_text(role, &exe, &extra_args), 0o644),
@@ -233,7 +306,7 @@ pub fn install(req: Request) -> Result<(), InstallError> {
         0o600,
     )?;
 
-    let unit = role.unit_name();
+    let unit = unit_name(role);
     if systemd_running(&root) {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", "--now", &unit])?;
@@ -275,7 +348,7 @@ pub fn uninstall(root: &Path) -> Result<(), InstallError> {
         path: record_path.clone(),
         reason: e.to_string(),
     })?;
-    let unit = record.role.unit_name();
+    let unit = unit_name(record.role);
     if systemd_running(root) {
         // Stopping a unit that is not running is fine; a missing unit is not an error here.
         let _ = systemctl(&["disable", "--now", &unit]);

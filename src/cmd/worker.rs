@@ -18,17 +18,20 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::components::{self, Component, NodeRole};
+use crate::cli::WorkerArgs;
+use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
+use crate::daemon::{Daemon, Hook, Reload};
+use crate::errors::Exit;
 use crate::fsutil;
 use crate::join::client::{self, ClientError, Joined};
 use crate::join::server::ClusterInfo;
 use crate::join::token::Token;
 use crate::kube::{Credentials, Kube};
-use crate::node::{Hook, Node, Reload};
+use crate::model::{Component, NodeRole};
 use crate::paths::{KubeconfigUser, Paths};
 use crate::pki::{MIN_RENEWAL_INTERVAL, next_renewal_of, renewal_sleep};
-use crate::specs::{Build, BuildError, fetch_binaries, ports};
+use crate::plan::{Build, BuildError, fetch_binaries, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
 const KEY_MODE: u32 = 0o600;
@@ -38,7 +41,9 @@ const CERT_MODE: u32 = 0o644;
 pub enum WorkerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot join the cluster: {0}")]
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("cannot join the cluster")]
     Join(#[from] ClientError),
     #[error(
         "this node's identity in {path} is incomplete or unreadable ({reason}); run `kubesup reset` and join again with a new token"
@@ -46,22 +51,103 @@ pub enum WorkerError {
     Identity { path: PathBuf, reason: String },
     #[error("cannot write this node's credentials")]
     Write(#[from] fsutil::FsError),
-    #[error("cannot find this node's address toward {target}: {source}; pass --advertise IP")]
+    #[error("cannot find this node's address toward {target} (pass --advertise IP)")]
     Route {
         target: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the kubelet cgroup root {path}: {source}")]
+    #[error("cannot create the kubelet cgroup root {path}")]
     Cgroup {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
+    #[error("cannot execute kubesup again without --token on its command line")]
+    Reexec(#[source] std::io::Error),
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
     #[error(transparent)]
-    Node(#[from] crate::node::NodeError),
+    Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
     Build(#[from] BuildError),
+}
+
+impl Exit for WorkerError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+/// `kubesup worker`: the node's own config layers, then the join (or the identity on disk).
+pub fn run(a: WorkerArgs, g: &Globals) -> Result<(), WorkerError> {
+    let raw = g.raw_config(&a.common)?;
+    // The config's log format applies only once it is known to be valid; until then, text.
+    let format = match raw.log_format.as_str() {
+        "json" => crate::config::LogFormat::Json,
+        _ => crate::config::LogFormat::Text,
+    };
+    g.init_tracing(Some(format))?;
+    if a.token.is_some() {
+        scrub_token_from_argv()?;
+    }
+    let token = match (a.token, a.token_file.or(raw.join.token_file.clone())) {
+        (Some(t), _) => Some(TokenSource::Value(t)),
+        (None, Some(f)) => Some(TokenSource::File(f)),
+        (None, None) => None,
+    };
+    let join = a.join.or(raw.join.url.clone());
+    crate::cmd::runtime()?.block_on(serve(raw, join, token, a.ignore_preflight))
+}
+
+/// A token given as `--token T` would stay in `/proc/PID/cmdline`, which every user of the
+/// machine can read (`ps`), for as long as the worker runs, though it is needed for the first
+/// join only (k0s#413). So kubesup executes itself again, same PID, without the flag, and
+/// hands the token over in `KUBESUP_TOKEN`, which clap reads like the flag:
+/// `/proc/PID/environ` is readable by the process's own user only, and supervised components
+/// get an explicit environment, so they never inherit it. Returns only when there was nothing
+/// to scrub (the token came from the environment already).
+fn scrub_token_from_argv() -> Result<(), WorkerError> {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let Some(argv0) = args.next() else {
+        return Ok(());
+    };
+    let (mut kept, mut token) = (Vec::new(), None);
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--token") => token = args.next(),
+            Some(a) if a.starts_with("--token=") => {
+                token = Some(a.trim_start_matches("--token=").into());
+            }
+            _ => kept.push(arg),
+        }
+    }
+    let Some(token) = token else {
+        return Ok(());
+    };
+    // A malformed token is refused here, in this process, with its one-line error.
+    if let Some(text) = token.to_str() {
+        Token::parse(text).map_err(|e| invalid("token", e.to_string()))?;
+    }
+    tracing::debug!("re-executing without --token on the command line");
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(argv0)
+        .args(kept)
+        .env("KUBESUP_TOKEN", token)
+        .exec();
+    Err(WorkerError::Reexec(err))
 }
 
 /// Where the join token comes from (flag or environment, or a file).
@@ -372,8 +458,9 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
     raw.validate()
 }
 
-/// `kubesup worker`. `raw` is the node's own configuration (file, environment, flags).
-pub async fn run(
+/// Joins (once) and supervises this node until told to stop. `raw` is the node's own
+/// configuration (file, environment, flags).
+async fn serve(
     raw: RawConfig,
     join_url: Option<String>,
     token: Option<TokenSource>,
@@ -425,14 +512,14 @@ pub async fn run(
 
     // Only now, with the master's answer in hand (or an identity already on disk), is the data
     // dir created.
-    let node = Node::acquire(paths.clone())?;
+    let daemon = Daemon::acquire(paths.clone())?;
     if let Some(joined) = &joined {
         write_credentials(&paths, joined, &id)?;
         info!(node = %id.node_name, "joined; credentials written");
     }
     let cfg = with_cluster(raw.clone(), &id)?;
     let role = NodeRole::Worker;
-    let comps = components::components_for(role, cfg.network);
+    let comps = role.components(cfg.network);
     crate::preflight::run(&cfg, &ports(&cfg, &comps), true, &ignore_preflight)?;
     if let Some(root) = &cfg.kubelet.cgroup_root {
         crate::cgroup::ensure(root)
@@ -449,7 +536,7 @@ pub async fn run(
         fetched,
         manifest,
     };
-    let specs = build.specs()?;
+    let specs = build.plan()?.write()?;
 
     let renewal: Hook = {
         let (paths, id) = (paths.clone(), id.clone());
@@ -484,8 +571,8 @@ pub async fn run(
     let reload: Reload = {
         let (raw, id, build) = (raw, id.clone(), build);
         Box::new(move || {
-            let cfg = with_cluster(raw.clone(), &id).map_err(|e| e.to_string())?;
-            Build {
+            let cfg = with_cluster(raw.clone(), &id)?;
+            let planned = Build {
                 cfg,
                 advertise: build.advertise,
                 role: build.role,
@@ -494,10 +581,12 @@ pub async fn run(
                 fetched: build.fetched.clone(),
                 manifest: build.manifest.clone(),
             }
-            .specs()
-            .map_err(|e| e.to_string())
+            .plan()?;
+            Ok(planned.write()?)
         })
     };
-    node.supervise("worker", specs, Some(reload), hooks).await?;
+    daemon
+        .supervise("worker", specs, Some(reload), hooks)
+        .await?;
     Ok(())
 }

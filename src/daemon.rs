@@ -1,4 +1,5 @@
-//! The life of a running kubesup on one node, shared by `master`, `worker` and `supervise`:
+//! The daemon: the life of a running kubesup on one node, shared by `master`, `worker` and
+//! `supervise`:
 //! hold the data-dir lock, sweep survivors of a crashed predecessor, serve the control socket,
 //! supervise the children, and turn signals into shutdown (TERM/INT), immediate kill (a second
 //! TERM/INT) and reload (HUP). It also speaks sd_notify: READY=1 only once every child is
@@ -13,13 +14,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::config::ConfigError;
 use crate::paths::Paths;
+use crate::pki::PkiError;
+use crate::plan::BuildError;
 use crate::supervise::control::{self, ControlRequest};
+use crate::supervise::file::FileError;
 use crate::supervise::lock::{DataDirLock, LockError};
 use crate::supervise::{ChildSpec, SuperviseError, Supervisor, pidfile};
 
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub enum DaemonError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("cannot prepare data dir {path}")]
@@ -31,12 +36,12 @@ pub enum NodeError {
     Control(#[from] control::ControlError),
     #[error(transparent)]
     Supervise(#[from] SuperviseError),
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
 }
 
 /// A data dir this process owns exclusively.
-pub struct Node {
+pub struct Daemon {
     pub paths: Paths,
     _lock: DataDirLock,
 }
@@ -46,14 +51,28 @@ pub struct Node {
 pub type Hook = Box<dyn FnOnce(&Supervisor) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// Rebuilds the child specs from the (re-read) configuration on SIGHUP.
-pub type Reload = Box<dyn FnMut() -> Result<Vec<ChildSpec>, String> + Send>;
+pub type Reload = Box<dyn FnMut() -> Result<Vec<ChildSpec>, ReloadError> + Send>;
 
-impl Node {
+/// Why a reload (SIGHUP) kept the running specs. Each variant is one of the things a reload
+/// re-reads or re-makes; nothing changes unless all of them succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Plan(#[from] BuildError),
+    #[error(transparent)]
+    SpecFile(#[from] FileError),
+}
+
+impl Daemon {
     /// Creates the data dir (0700), takes its lock and kills survivors of a previous kubesup
     /// recorded in its pid file. Nothing is written before the lock is held.
-    pub fn acquire(paths: Paths) -> Result<Self, NodeError> {
+    pub fn acquire(paths: Paths) -> Result<Self, DaemonError> {
         let dir = paths.data_dir();
-        let err = |source| NodeError::DataDir {
+        let err = |source| DaemonError::DataDir {
             path: dir.to_path_buf(),
             source,
         };
@@ -75,10 +94,10 @@ impl Node {
         specs: Vec<ChildSpec>,
         mut reload: Option<Reload>,
         hooks: Vec<Hook>,
-    ) -> Result<(), NodeError> {
-        let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signals)?;
-        let mut hup = signal(SignalKind::hangup()).map_err(NodeError::Signals)?;
+    ) -> Result<(), DaemonError> {
+        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
 
         let mut sup = Supervisor::start(specs, self.paths.pid_file())?;
         let (req_tx, mut req_rx) = mpsc::unbounded_channel();
@@ -108,7 +127,7 @@ impl Node {
                         let changed = sup.reload(specs);
                         info!(restarted = ?changed, "SIGHUP: configuration reloaded");
                     }
-                    Some(Err(e)) => warn!(error = %e, "SIGHUP: configuration not reloaded; nothing changed"),
+                    Some(Err(e)) => warn!(error = %crate::errors::chain(&e), "SIGHUP: configuration not reloaded; nothing changed"),
                     None => info!("SIGHUP: nothing to reload"),
                 },
                 _ = ticker.tick(), if watchdog.is_some() => {

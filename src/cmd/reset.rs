@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::cli::ResetArgs;
+use crate::cmd::{Globals, SetupError};
+use crate::config::ConfigError;
+use crate::errors::Exit;
 use crate::paths::Paths;
 use crate::supervise::{Exec, Procs, control, lock::DataDirLock, pidfile};
 
@@ -41,6 +45,14 @@ pub const INTERFACES: [&str; 2] = ["kubesup0", "flannel.1"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResetError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("not confirmed: rerun with --yes to reset without a prompt")]
+    NotConfirmed,
+    #[error("cannot ask for confirmation")]
+    Prompt(#[source] std::io::Error),
     #[error("kubesup (pid file {0}) did not stop within 3 minutes; stop it and retry")]
     StillRunning(PathBuf),
     #[error("cannot remove {path}")]
@@ -53,6 +65,54 @@ pub enum ResetError {
         "{0} is not a kubesup data dir (no kubesup.lock, pki/ or bin/ in it); refusing to delete it"
     )]
     NotKubesup(PathBuf),
+}
+
+impl Exit for ResetError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+/// `kubesup reset [--yes]`: shows the plan and asks, unless told not to.
+pub fn run(a: ResetArgs, g: &Globals) -> Result<(), ResetError> {
+    let paths = g.node_config(&a.node)?.paths;
+    g.init_tracing(None)?;
+    if !a.yes && !confirmed(&plan(&paths))? {
+        println!("nothing changed");
+        return Ok(());
+    }
+    crate::cmd::runtime()?.block_on(reset(&paths))?;
+    println!("reset {}", paths.data_dir().display());
+    Ok(())
+}
+
+fn confirmed(plan: &[String]) -> Result<bool, ResetError> {
+    use std::io::{IsTerminal, Write};
+    println!("kubesup reset will:");
+    for step in plan {
+        println!("  - {step}");
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ResetError::NotConfirmed);
+    }
+    print!("Proceed? [y/N] ");
+    std::io::stdout().flush().map_err(ResetError::Prompt)?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(ResetError::Prompt)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// What reset would remove, for the confirmation prompt.
@@ -105,7 +165,7 @@ fn is_kubesup_dir(paths: &Paths) -> bool {
         || paths.data_dir().join("bin").exists()
 }
 
-pub async fn run(paths: &Paths) -> Result<(), ResetError> {
+pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
     let dir = paths.data_dir();
     if dir.exists() && !is_kubesup_dir(paths) {
         return Err(ResetError::NotKubesup(dir.to_path_buf()));
@@ -381,7 +441,7 @@ mod tests {
     async fn refuses_a_directory_that_is_not_a_kubesup_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("precious"), "x").unwrap();
-        let err = run(&Paths::new(dir.path())).await.unwrap_err();
+        let err = reset(&Paths::new(dir.path())).await.unwrap_err();
         assert!(matches!(err, ResetError::NotKubesup(_)));
         assert!(dir.path().join("precious").exists());
     }
@@ -392,8 +452,8 @@ mod tests {
         let data = dir.path().join("data");
         std::fs::create_dir_all(data.join("pki")).unwrap();
         let p = Paths::new(&data);
-        run(&p).await.unwrap();
+        reset(&p).await.unwrap();
         assert!(!data.exists());
-        run(&p).await.unwrap();
+        reset(&p).await.unwrap();
     }
 }

@@ -1,0 +1,76 @@
+//! `kubesup fetch`: everything a node role needs, or an air-gap bundle of it.
+
+use crate::cli::FetchArgs;
+use crate::cmd::{Globals, SetupError};
+use crate::config::{Config, ConfigError};
+use crate::errors::Exit;
+use crate::fetch::{Artifact, FetchError, FetchOptions, Fetcher, needed_artifacts};
+use crate::model::NodeRole;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchCmdError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
+impl Exit for FetchCmdError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            Self::Fetch(_) => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+pub fn run(a: FetchArgs, g: &Globals) -> Result<(), FetchCmdError> {
+    let cfg = g.config(&a.common)?;
+    g.init_tracing(None)?;
+    crate::cmd::runtime()?.block_on(fetch(cfg, a))?;
+    Ok(())
+}
+
+async fn fetch(cfg: Config, a: FetchArgs) -> Result<(), FetchError> {
+    let fetcher = Fetcher::new(FetchOptions::from_config(&cfg))?;
+    if let Some(bundle) = &a.from_bundle {
+        let set = fetcher.load_bundle(bundle).await?;
+        println!(
+            "loaded {} binaries for {} from {}",
+            set.binaries.len(),
+            set.kube_version,
+            bundle.display()
+        );
+        return Ok(());
+    }
+    let mut artifacts = needed_artifacts(NodeRole::new(a.role, cfg.schedulable), cfg.network);
+    if a.with_runtime {
+        artifacts.extend(Artifact::RUNTIME);
+    }
+    let version = cfg.kube_version.to_string();
+    let set = fetcher.fetch(&version, &artifacts).await?;
+    for (name, b) in &set.binaries {
+        println!("{name:<28} {}  {}", &b.sha256[..12], b.path.display());
+    }
+    if let Some(out) = &a.bundle {
+        let manifest = fetcher.manifest(&version)?;
+        let summary = fetcher.write_bundle(&set, &manifest, out).await?;
+        println!(
+            "wrote {} ({} binaries, {} bytes)",
+            out.display(),
+            summary.binaries,
+            summary.bytes
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `kubesup token create|list|delete`, against the etcd of the master on this data dir.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::TokenCommand;
+use crate::cmd::{Globals, SetupError};
+use crate::config::ConfigError;
+use crate::errors::{EXIT_INVALID, Exit};
+use crate::etcd::{self, EtcdError, EtcdTls};
+use crate::join::store::{self, StoreError};
+use crate::join::token::{self, Token, TokenError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenCmdError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("cannot reach the master's etcd: is `kubesup master` running on {data_dir}?")]
+    Etcd {
+        data_dir: PathBuf,
+        #[source]
+        source: EtcdError,
+    },
+    #[error("--ttl {value:?} is not a duration; use e.g. 24h, 30m, or 0 for never")]
+    Ttl {
+        value: String,
+        #[source]
+        source: humantime::DurationError,
+    },
+    #[error("cannot read the cluster CA {path}")]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pin(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Exit for TokenCmdError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            Self::Ttl { .. } => EXIT_INVALID,
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
+
+pub fn run(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
+    g.init_tracing(None)?;
+    crate::cmd::runtime()?.block_on(token(cmd, g))
+}
+
+async fn token(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
+    let node = match &cmd {
+        TokenCommand::Create { node, .. }
+        | TokenCommand::List { node }
+        | TokenCommand::Delete { node, .. } => node,
+    };
+    let cfg = g.node_config(node)?;
+    let pki = cfg.paths.pki();
+    let client_cert = pki.apiserver_etcd_client();
+    let tls = EtcdTls {
+        ca: pki.etcd_ca().cert,
+        cert: client_cert.cert,
+        key: client_cert.key,
+    };
+    let endpoint = etcd::local_endpoint(cfg.ports.etcd_client);
+    let mut etcd = etcd::connect(&endpoint, &tls)
+        .await
+        .map_err(|source| TokenCmdError::Etcd {
+            data_dir: cfg.paths.data_dir().to_path_buf(),
+            source,
+        })?;
+    match cmd {
+        TokenCommand::Create {
+            ttl, description, ..
+        } => {
+            let ttl = match ttl.trim() {
+                "0" => Duration::ZERO,
+                t => humantime::parse_duration(t).map_err(|source| TokenCmdError::Ttl {
+                    value: t.to_string(),
+                    source,
+                })?,
+            };
+            let ca = pki.ca().cert;
+            let ca_pem = std::fs::read_to_string(&ca)
+                .map_err(|source| TokenCmdError::ReadCa { path: ca, source })?;
+            let pin = token::ca_pin(&ca_pem)?;
+            let token = Token::generate(&pin);
+            let rec = store::create(&mut etcd, &token, ttl, description).await?;
+            if ttl.is_zero() {
+                eprintln!(
+                    "warning: this token never expires; delete it with `kubesup token delete {}` when done",
+                    rec.id
+                );
+            }
+            // The only time the secret is ever shown.
+            println!("{}", token.expose());
+        }
+        TokenCommand::List { .. } => {
+            let mut rows = store::list(&mut etcd).await?;
+            rows.sort_by(|a, b| a.created.cmp(&b.created));
+            println!(
+                "{:<8} {:<22} {:<22} DESCRIPTION",
+                "ID", "CREATED", "EXPIRES"
+            );
+            for r in rows {
+                println!(
+                    "{:<8} {:<22} {:<22} {}",
+                    r.id,
+                    r.created,
+                    r.expires.as_deref().unwrap_or("never"),
+                    r.description.as_deref().unwrap_or("")
+                );
+            }
+        }
+        TokenCommand::Delete { id, .. } => {
+            store::delete(&mut etcd, &id).await?;
+            println!("deleted token {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The planner: from a validated config and the fetched binaries to what this node runs.
+//!
+//! Owns: the child specs of a node ([`Build`]), the ports they listen on ([`ports`]), the PKI a
+//! master asks for ([`pki_spec`]), and **which certificates and kubeconfigs restart which
+//! processes** ([`leaf_readers`], [`components_to_restart`]): the PKI knows certificates, the
+//! planner knows processes.
+//!
+//! Must not: write files or start processes. [`Build::plan`] returns the files a node needs
+//! beside its specs; the caller writes them ([`Planned::write_files`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::components::{self, Binaries, BinaryRef, GeneratedFile, NodeContext};
+use crate::config::Config;
+use crate::fetch::{self, FetchOptions, FetchedSet, Fetcher};
+use crate::model::{Component, NodeRole};
+use crate::paths::KubeconfigUser;
+use crate::pki::{KubeconfigServers, Leaf, PkiSpec, Report};
+use crate::supervise::{ChildSpec, VerifyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
+    #[error(transparent)]
+    Components(#[from] components::ComponentError),
+    #[error("the binary for {0} was not fetched")]
+    MissingBinary(&'static str),
+}
+
+/// A node's plan: the specs to supervise and the files they read, not yet written.
+pub struct Planned {
+    pub specs: Vec<ChildSpec>,
+    pub files: Vec<GeneratedFile>,
+}
+
+impl Planned {
+    /// Writes the files (a file whose contents are already right is left alone, so its mtime
+    /// and a running component are undisturbed) and hands over the specs.
+    pub fn write(self) -> Result<Vec<ChildSpec>, BuildError> {
+        components::write_files(&self.files)?;
+        Ok(self.specs)
+    }
+}
+
+/// Everything needed to (re)build the child specs of this node.
+pub struct Build {
+    pub cfg: Config,
+    pub advertise: IpAddr,
+    pub role: NodeRole,
+    /// The API servers and etcd endpoints this node's components talk to: its own on a
+    /// master, what the join API answered on a worker.
+    pub api_servers: Vec<String>,
+    pub etcd_servers: Vec<String>,
+    pub fetched: FetchedSet,
+    pub manifest: fetch::ReleaseManifest,
+}
+
+impl Build {
+    pub fn binaries(&self) -> Result<Binaries, BuildError> {
+        let mut bins = Binaries::default();
+        for c in self.role.components(self.cfg.network) {
+            if c == Component::Containerd {
+                bins.0
+                    .insert(c, containerd_binary(&self.cfg, &self.fetched)?);
+                continue;
+            }
+            let rb = self
+                .fetched
+                .component(c)
+                .map_err(|_| BuildError::MissingBinary(c.name()))?;
+            bins.0.insert(
+                c,
+                BinaryRef {
+                    path: rb.path.clone(),
+                    argv_prefix: rb.argv_prefix.clone(),
+                },
+            );
+        }
+        Ok(bins)
+    }
+
+    /// The specs, each verifying its binary before every exec and fingerprinting the
+    /// certificates it uses (so `certs rotate` + SIGHUP restarts exactly the components
+    /// concerned), and the config files they read.
+    pub fn plan(&self) -> Result<Planned, BuildError> {
+        let ctx = NodeContext {
+            cfg: &self.cfg,
+            role: self.role,
+            advertise: self.advertise,
+            api_servers: self.api_servers.clone(),
+            etcd_servers: self.etcd_servers.clone(),
+            etcd_version: self.manifest.etcd_version.clone(),
+            flannel_version: self.manifest.flannel_version.clone(),
+        };
+        let bins = self.binaries()?;
+        let plans = components::plan(&ctx, &bins)?;
+        let pki = self.cfg.paths.pki();
+        let mut out = Planned {
+            specs: Vec::new(),
+            files: Vec::new(),
+        };
+        for plan in plans {
+            let mut spec = plan.spec;
+            for leaf in Leaf::ALL {
+                if leaf_readers(leaf).contains(&plan.component) {
+                    spec.config_files.push(leaf.paths(&pki).cert);
+                }
+            }
+            if let Ok(rb) = self.fetched.component(plan.component) {
+                let rb = rb.clone();
+                spec.verify = Some(Arc::new(move || {
+                    fetch::verify_before_exec(&rb).map_err(VerifyError::new)
+                }));
+            }
+            out.specs.push(spec);
+            out.files.extend(plan.files);
+        }
+        Ok(out)
+    }
+}
+
+fn containerd_binary(cfg: &Config, fetched: &FetchedSet) -> Result<BinaryRef, BuildError> {
+    // The OS's containerd is preferred where present (Debian's is patched and kept up to date
+    // by the distribution); a fetched one otherwise.
+    let path = cfg
+        .containerd
+        .binary
+        .clone()
+        .or_else(|| crate::preflight::which("containerd"))
+        .or_else(|| fetched.binary("containerd").map(|b| b.path.clone()))
+        .ok_or(BuildError::MissingBinary("containerd"))?;
+    Ok(BinaryRef {
+        path,
+        argv_prefix: Vec::new(),
+    })
+}
+
+/// The ports this node's components listen on, with the config key that sets each.
+pub fn ports(cfg: &Config, comps: &[Component]) -> Vec<(&'static str, u16)> {
+    let p = &cfg.ports;
+    let legacy = !cfg.kube_version.at_least(1, 24);
+    let mut out = Vec::new();
+    for c in comps {
+        match c {
+            Component::Etcd => out.extend([
+                ("ports.etcd-client", p.etcd_client),
+                ("ports.etcd-peer", p.etcd_peer),
+                ("ports.etcd-metrics", p.etcd_metrics),
+            ]),
+            Component::KubeApiserver => out.push(("api-port", cfg.api_port)),
+            Component::KubeControllerManager => {
+                out.push(("ports.controller-manager", p.controller_manager));
+                if legacy {
+                    out.push((
+                        "ports.controller-manager-insecure",
+                        p.controller_manager_insecure,
+                    ));
+                }
+            }
+            Component::KubeScheduler => {
+                out.push(("ports.scheduler", p.scheduler));
+                if legacy {
+                    out.push(("ports.scheduler-insecure", p.scheduler_insecure));
+                }
+            }
+            Component::Kubelet => out.extend([
+                ("ports.kubelet", p.kubelet),
+                ("ports.kubelet-healthz", p.kubelet_healthz),
+            ]),
+            Component::KubeProxy => out.extend([
+                ("ports.kube-proxy-healthz", p.kube_proxy_healthz),
+                ("ports.kube-proxy-metrics", p.kube_proxy_metrics),
+            ]),
+            Component::Containerd | Component::Flanneld => {}
+        }
+    }
+    out
+}
+
+/// Fetches (or finds in the cache) every binary this node needs, and the release manifest
+/// that chose them.
+pub async fn fetch_binaries(
+    cfg: &Config,
+    role: NodeRole,
+) -> Result<(FetchedSet, fetch::ReleaseManifest), BuildError> {
+    let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
+    let manifest = fetcher.manifest(&cfg.kube_version.to_string())?;
+    let mut artifacts = fetch::needed_artifacts(role, cfg.network);
+    if role.runs_pods()
+        && cfg.containerd.binary.is_none()
+        && crate::preflight::which("containerd").is_none()
+    {
+        artifacts.extend(fetch::Artifact::RUNTIME);
+    }
+    let set = fetcher
+        .fetch(&cfg.kube_version.to_string(), &artifacts)
+        .await?;
+    Ok((set, manifest))
+}
+
+/// Components that read this leaf only at start-up and must be restarted when it changes.
+/// Empty for kubesup's own users (join API, etcd health probe: they reload per connection)
+/// and for the admin kubeconfig (read by people, per command).
+pub fn leaf_readers(leaf: Leaf) -> &'static [Component] {
+    match leaf {
+        Leaf::Apiserver
+        | Leaf::ApiserverKubeletClient
+        | Leaf::ApiserverEtcdClient
+        | Leaf::FrontProxyClient => &[Component::KubeApiserver],
+        Leaf::EtcdServer | Leaf::EtcdPeer => &[Component::Etcd],
+        Leaf::FlannelEtcdClient => &[Component::Flanneld],
+        Leaf::ControllerManager => &[Component::KubeControllerManager],
+        Leaf::Scheduler => &[Component::KubeScheduler],
+        Leaf::KubeProxy => &[Component::KubeProxy],
+        Leaf::KubeletClient | Leaf::KubeletServer => &[Component::Kubelet],
+        Leaf::EtcdHealthcheckClient | Leaf::Admin | Leaf::JoinServer => &[],
+    }
+}
+
+/// Components that read a kubeconfig at start-up.
+fn kubeconfig_readers(user: KubeconfigUser) -> &'static [Component] {
+    match user {
+        KubeconfigUser::Admin => &[],
+        KubeconfigUser::ControllerManager => &[Component::KubeControllerManager],
+        KubeconfigUser::Scheduler => &[Component::KubeScheduler],
+        KubeconfigUser::Kubelet => &[Component::Kubelet],
+        KubeconfigUser::KubeProxy => &[Component::KubeProxy],
+    }
+}
+
+/// Components that must restart to pick up what a PKI run wrote, sorted, no duplicates.
+pub fn components_to_restart(report: &Report) -> Vec<Component> {
+    let mut out: Vec<Component> = report
+        .issued
+        .iter()
+        .flat_map(|i| leaf_readers(i.leaf).iter().copied())
+        .collect();
+    for user in &report.kubeconfigs_written {
+        out.extend(kubeconfig_readers(*user));
+    }
+    if report.service_account_key_created {
+        out.extend([Component::KubeApiserver, Component::KubeControllerManager]);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The PKI a master with this config needs.
+pub fn pki_spec(cfg: &Config, advertise: IpAddr) -> PkiSpec {
+    let url = |ip: IpAddr| components::https_url(ip, cfg.api_port);
+    let hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| cfg.node_name.clone())
+        .to_lowercase();
+    PkiSpec {
+        node_name: cfg.node_name.clone(),
+        hostname,
+        advertise,
+        api_service_ip: cfg.api_service_ip,
+        cluster_domain: cfg.cluster_domain.clone(),
+        extra_sans: cfg.pki.extra_sans.clone(),
+        key_type: cfg.pki.key_type,
+        ca_validity: cfg.pki.ca_validity,
+        leaf_validity: cfg.pki.leaf_validity,
+        kubeconfig_servers: KubeconfigServers::standard(
+            &url(advertise),
+            &url(IpAddr::from([127, 0, 0, 1])),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{Issued, ReissueReason};
+
+    #[test]
+    fn every_leaf_restarts_what_reads_it() {
+        assert_eq!(leaf_readers(Leaf::Apiserver), &[Component::KubeApiserver]);
+        assert_eq!(
+            leaf_readers(Leaf::ApiserverEtcdClient),
+            &[Component::KubeApiserver]
+        );
+        assert_eq!(leaf_readers(Leaf::EtcdPeer), &[Component::Etcd]);
+        assert_eq!(
+            leaf_readers(Leaf::ControllerManager),
+            &[Component::KubeControllerManager]
+        );
+        assert_eq!(leaf_readers(Leaf::KubeletServer), &[Component::Kubelet]);
+    }
+
+    #[test]
+    fn report_maps_changes_to_restarts() {
+        let issued = |leaf| Issued {
+            leaf,
+            reason: ReissueReason::RenewalWindow,
+        };
+        let r = Report {
+            issued: vec![
+                issued(Leaf::EtcdServer),
+                issued(Leaf::ApiserverEtcdClient),
+                issued(Leaf::Apiserver),
+            ],
+            kubeconfigs_written: vec![KubeconfigUser::Scheduler, KubeconfigUser::Admin],
+            ..Default::default()
+        };
+        assert_eq!(
+            components_to_restart(&r),
+            vec![
+                Component::Etcd,
+                Component::KubeApiserver,
+                Component::KubeScheduler
+            ]
+        );
+        assert!(components_to_restart(&Report::default()).is_empty());
+    }
+}
