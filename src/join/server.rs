@@ -507,3 +507,255 @@ fn node_of_client_cert(der: &[u8]) -> Option<(String, String)> {
         (name, pin)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::MutexGuard;
+
+    use super::*;
+    use crate::join::store::StoreOp;
+    use crate::join::token::{Token, ca_pin};
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// A join API with the in-memory store and one valid token, called without a connection.
+    struct Master {
+        ctx: Arc<JoinContext>,
+        token: Token,
+        _dir: tempfile::TempDir,
+    }
+
+    fn master() -> Master {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::paths::Paths::new(dir.path().join("data"));
+        let pki = crate::pki::Pki::new(&paths);
+        pki.generate(&crate::pki::test_spec()).unwrap();
+        let ca = pki.load_ca(crate::pki::CaKind::Cluster).unwrap();
+        let token = Token::generate(&ca_pin(ca.cert_pem()).unwrap());
+        let mut mem = MemoryBackend::default();
+        mem.tokens.insert(
+            token.id.clone(),
+            TokenRecord {
+                id: token.id.clone(),
+                secret_sha256: token.secret_hash(),
+                description: None,
+                created: "2024-01-01T00:00:00Z".into(),
+                expires: None,
+            },
+        );
+        let cluster = ClusterInfo {
+            api_servers: vec!["https://127.0.0.1:6443".into()],
+            etcd_servers: vec!["https://127.0.0.1:2379".into()],
+            cluster_dns: "10.3.0.10".into(),
+            cluster_domain: "cluster.local".into(),
+            pod_cidr: "10.2.0.0/16".into(),
+            service_cidr: "10.3.0.0/24".into(),
+            network: "none".into(),
+            kube_version: "v1.20.2".into(),
+            etcd_version: None,
+            mirror: None,
+        };
+        let ctx = JoinContext::new(
+            ca,
+            cluster,
+            Backend::Memory(Mutex::new(mem)),
+            false,
+            Duration::from_secs(3600),
+        );
+        Master {
+            ctx: Arc::new(ctx),
+            token,
+            _dir: dir,
+        }
+    }
+
+    impl Master {
+        fn memory(&self) -> MutexGuard<'_, MemoryBackend> {
+            let Backend::Memory(m) = &self.ctx.backend else {
+                panic!("not the memory store")
+            };
+            m.lock().unwrap()
+        }
+
+        fn fail(&self, ops: &[StoreOp]) {
+            self.memory().failing = ops.iter().copied().collect();
+        }
+
+        fn recorded(&self, node: &str) -> Option<String> {
+            self.memory().nodes.get(node).cloned()
+        }
+
+        async fn join(&self, request: &JoinRequest) -> (StatusCode, Bytes) {
+            let bearer = self.token.expose();
+            let bearer = bearer.split_once("::").unwrap().1;
+            let req = Request::post("/v1/join")
+                .header(hyper::header::AUTHORIZATION, format!("Bearer {bearer}"))
+                .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
+                .unwrap();
+            call(&self.ctx, None, req).await
+        }
+
+        async fn renew(&self, client_cert_pem: &str, request: &JoinRequest) -> (StatusCode, Bytes) {
+            let der = rustls_pemfile::certs(&mut client_cert_pem.as_bytes())
+                .next()
+                .unwrap()
+                .unwrap()
+                .to_vec();
+            let req = Request::post("/v1/renew")
+                .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
+                .unwrap();
+            call(&self.ctx, Some(der), req).await
+        }
+    }
+
+    async fn call(
+        ctx: &Arc<JoinContext>,
+        client_cert: Option<Vec<u8>>,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, Bytes) {
+        let Ok(resp) = handle(ctx.clone(), PEER, client_cert.map(Arc::new), req).await;
+        let status = resp.status();
+        (status, resp.into_body().collect().await.unwrap().to_bytes())
+    }
+
+    fn csr(key: &rcgen::KeyPair, cn: &str, org: Option<&str>, dns: Option<&str>) -> String {
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        if let Some(o) = org {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, o);
+        }
+        if let Some(d) = dns {
+            params.subject_alt_names = vec![rcgen::SanType::DnsName(d.try_into().unwrap())];
+        }
+        params.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    /// A node's request with fresh keys, and the pin the store records for it.
+    fn request(node: &str) -> (JoinRequest, String) {
+        let key = || rcgen::KeyPair::generate().unwrap();
+        let cn = format!("system:node:{node}");
+        let client = csr(&key(), &cn, Some("system:nodes"), None);
+        let pin = csr_key_pin(&client).unwrap();
+        let request = JoinRequest {
+            node_name: node.into(),
+            node_ips: vec!["10.77.0.3".parse().unwrap()],
+            kubelet_client_csr: client,
+            kubelet_serving_csr: csr(&key(), &cn, Some("system:nodes"), Some(node)),
+            kube_proxy_csr: csr(&key(), "system:kube-proxy", None, None),
+            flannel_etcd_csr: None,
+        };
+        (request, pin)
+    }
+
+    fn error_of(body: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["error"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_answers_503_records_nothing_and_strikes_nobody() {
+        let m = master();
+        // Wherever the outage starts: reading the token, the node's record, or claiming it.
+        for op in [StoreOp::ReadToken, StoreOp::ReadNode, StoreOp::ClaimNode] {
+            m.fail(&[op]);
+            // More than the rate limit allows: none of these is a strike.
+            for _ in 0..=MAX_FAILURES {
+                let (status, body) = m.join(&request("w1").0).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{op:?}");
+                assert_eq!(error_of(&body), STORE_UNAVAILABLE, "{op:?}");
+            }
+            assert_eq!(m.recorded("w1"), None, "{op:?}");
+        }
+        m.fail(&[]);
+        let (ok, pin) = request("w1");
+        let (status, body) = m.join(&ok).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(m.recorded("w1"), Some(pin));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_node_record_does_not_let_another_key_take_the_name() {
+        let m = master();
+        let (first, pin) = request("w1");
+        assert_eq!(m.join(&first).await.0, StatusCode::OK);
+        // The defect this guards against: an etcd blip read as "never joined", and the
+        // newcomer's key recorded over the node's.
+        m.fail(&[StoreOp::ReadNode]);
+        let (status, body) = m.join(&request("w1").0).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_of(&body), STORE_UNAVAILABLE);
+        assert_eq!(m.recorded("w1").as_ref(), Some(&pin));
+        // Once the store answers, the name is refused as taken, as ever.
+        m.fail(&[]);
+        let (status, body) = m.join(&request("w1").0).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(error_of(&body).contains("already joined with another key"));
+        assert_eq!(m.recorded("w1"), Some(pin));
+    }
+
+    #[tokio::test]
+    async fn a_renewal_fails_closed_too() {
+        let m = master();
+        let (first, pin) = request("w1");
+        let (status, body) = m.join(&first).await;
+        assert_eq!(status, StatusCode::OK);
+        let joined: JoinResponse = serde_json::from_slice(&body).unwrap();
+        for op in [StoreOp::ReadNode, StoreOp::ClaimNode] {
+            m.fail(&[op]);
+            for _ in 0..=MAX_FAILURES {
+                let (status, body) = m.renew(&joined.kubelet_client_cert, &request("w1").0).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{op:?}");
+                assert_eq!(error_of(&body), STORE_UNAVAILABLE, "{op:?}");
+            }
+            assert_eq!(m.recorded("w1").as_ref(), Some(&pin), "{op:?}");
+        }
+        m.fail(&[]);
+        let (next, new_pin) = request("w1");
+        let (status, _) = m.renew(&joined.kubelet_client_cert, &next).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(m.recorded("w1"), Some(new_pin));
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_joins_under_one_name_exactly_one_wins() {
+        const JOINS: usize = 3;
+        let m = Arc::new(master());
+        // Every join reads the name as free and signs before any claims it: the race the
+        // claim's compare-and-set must settle.
+        m.memory().claims_meet = Some(Arc::new(tokio::sync::Barrier::new(JOINS)));
+        let tasks: Vec<_> = (0..JOINS)
+            .map(|_| {
+                let m = m.clone();
+                let (req, pin) = request("w1");
+                tokio::spawn(async move {
+                    let (status, body) = m.join(&req).await;
+                    (status, body, pin)
+                })
+            })
+            .collect();
+        let results = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        })
+        .await
+        .expect("the joins finish within a minute");
+        m.memory().claims_meet = None;
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(s, _, _)| *s == StatusCode::OK)
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for (status, body, _) in results.iter().filter(|(s, _, _)| *s != StatusCode::OK) {
+            assert_eq!(*status, StatusCode::CONFLICT);
+            assert!(error_of(body).contains("already joined with another key"));
+        }
+        assert_eq!(m.recorded("w1").as_ref(), Some(&winners[0].2));
+    }
+}

@@ -14,7 +14,7 @@
 //! "this node never joined" would let a token holder take over a joined node's name.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
@@ -199,6 +199,10 @@ pub struct MemoryBackend {
     /// Operations that fail, as they do in etcd while it is unreachable: how a test sees that
     /// the join API fails closed wherever an outage starts.
     pub failing: HashSet<StoreOp>,
+    /// When set, each claim waits here until as many claims as the barrier counts have come:
+    /// how a test makes joins overlap between reading a name and claiming it, as they can
+    /// when etcd is remote, instead of hoping a scheduler interleaves them.
+    pub claims_meet: Option<Arc<tokio::sync::Barrier>>,
 }
 
 impl MemoryBackend {
@@ -246,6 +250,11 @@ impl Backend {
         match self {
             Self::Etcd(c) => claim_node(&mut c.as_ref().clone(), name, expected, key_pin).await,
             Self::Memory(m) => {
+                let meet = lock(m)?.claims_meet.clone();
+                if let Some(barrier) = meet {
+                    barrier.wait().await;
+                }
+                // The check and the write under one lock: etcd's transaction, in memory.
                 let mut m = lock(m)?;
                 m.check(StoreOp::ClaimNode)?;
                 if m.nodes.get(name).map(String::as_str) != expected {
