@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
-use super::server::{JoinRequest, JoinResponse};
 use super::token::{Token, ca_pin};
+use super::wire::{JoinRequest, JoinResponse};
 use crate::pki::Secret;
 
 #[derive(Debug, thiserror::Error)]

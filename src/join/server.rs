@@ -16,25 +16,41 @@
 //! rate-limited per source address; bodies are size- and time-limited; a node name that
 //! already joined with another key is refused unless the master runs with `--force`; every
 //! request is logged, never with a secret or a key.
+//!
+//! Fails closed: when the cluster store cannot be read or written, a request is answered 503
+//! "cluster store unavailable, retry" (not counted as a failed attempt: the outage is ours),
+//! and nothing is recorded. A node name is claimed by one compare-and-set in the store, made
+//! only after its certificates are signed, so of two joins racing for one name one wins and
+//! the other gets the refusal a taken name gets.
+//!
+//! Owns: routing, the handlers, the rate limit, and the node-signing policy's use. The wire
+//! types are in [`super::wire`], TLS in [`super::tls`], the store in [`super::store`], and
+//! the master's start-up in `serve.rs`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
 use hyper::{Method, Request, Response, StatusCode};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::store::TokenRecord;
+use super::store::{StoreError, TokenRecord};
 use super::token::secret_matches;
-use crate::pki::{LoadedCa, NodeCertKind, NodeIdentity, sign_node_csr};
+use crate::pki::{LoadedCa, NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
+
+// The paths that callers written before the split import (tests/join.rs and
+// examples/bench_join.rs use `join::server::{Backend, ClusterInfo, tls_config, ...}`). New code
+// imports them from `crate::join` and `crate::join::store`.
+pub use super::store::{Backend, MemoryBackend};
+pub use super::tls::{tls_config, tls_config_from_files};
+pub use super::wire::{ClusterInfo, JoinRequest, JoinResponse};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -42,6 +58,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_FAILURES: u32 = 10;
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The answer to any request the store could not serve: one line, and no hint of what was
+/// asked, so it reveals nothing about tokens or nodes.
+pub const STORE_UNAVAILABLE: &str = "cluster store unavailable, retry";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -51,98 +70,14 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the join server certificate or key is unusable: {0}")]
-    Tls(String),
-}
-
-/// What a node needs to run, besides its certificates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterInfo {
-    pub api_servers: Vec<String>,
-    pub etcd_servers: Vec<String>,
-    pub cluster_dns: String,
-    pub cluster_domain: String,
-    pub pod_cidr: String,
-    pub service_cidr: String,
-    pub network: String,
-    pub kube_version: String,
-    pub etcd_version: Option<String>,
-    pub mirror: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinRequest {
-    pub node_name: String,
-    pub node_ips: Vec<IpAddr>,
-    pub kubelet_client_csr: String,
-    pub kubelet_serving_csr: String,
-    pub kube_proxy_csr: String,
-    /// flanneld's etcd client CSR, when the cluster's network is flannel.
-    #[serde(default)]
-    pub flannel_etcd_csr: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinResponse {
-    pub ca: String,
-    pub kubelet_client_cert: String,
-    pub kubelet_serving_cert: String,
-    pub kube_proxy_cert: String,
-    /// The etcd CA and flanneld's etcd client cert, when a flannel CSR was sent.
-    #[serde(default)]
-    pub etcd_ca: Option<String>,
-    #[serde(default)]
-    pub flannel_etcd_cert: Option<String>,
-    pub cluster: ClusterInfo,
-}
-
-/// Where tokens and joined nodes are kept: etcd on a master, memory in tests and benchmarks.
-pub enum Backend {
-    Etcd(Box<etcd_client::Client>),
-    Memory(Mutex<MemoryBackend>),
-}
-
-#[derive(Default)]
-pub struct MemoryBackend {
-    pub tokens: HashMap<String, TokenRecord>,
-    pub nodes: HashMap<String, String>,
-}
-
-const NODES: &str = "/kubesup/nodes/";
-
-impl Backend {
-    async fn token(&self, id: &str) -> Option<TokenRecord> {
-        match self {
-            Self::Etcd(c) => super::store::get(&mut c.clone(), id).await.ok().flatten(),
-            Self::Memory(m) => m.lock().ok()?.tokens.get(id).cloned(),
-        }
-    }
-
-    async fn node_key(&self, name: &str) -> Option<String> {
-        match self {
-            Self::Etcd(c) => {
-                let resp = c.clone().get(format!("{NODES}{name}"), None).await.ok()?;
-                resp.kvs()
-                    .first()
-                    .and_then(|kv| kv.value_str().ok().map(String::from))
-            }
-            Self::Memory(m) => m.lock().ok()?.nodes.get(name).cloned(),
-        }
-    }
-
-    async fn set_node_key(&self, name: &str, pin: &str) -> bool {
-        match self {
-            Self::Etcd(c) => c
-                .clone()
-                .put(format!("{NODES}{name}"), pin, None)
-                .await
-                .is_ok(),
-            Self::Memory(m) => m
-                .lock()
-                .map(|mut m| m.nodes.insert(name.to_string(), pin.to_string()))
-                .is_ok(),
-        }
-    }
+    // The cause is in the text because the text is the answer the node gets.
+    #[error("malformed {what} request: {detail}")]
+    Malformed {
+        what: &'static str,
+        detail: serde_json::Error,
+    },
+    #[error("the kubelet client CSR is unreadable")]
+    UnreadableCsr,
 }
 
 pub struct JoinContext {
@@ -195,173 +130,23 @@ impl JoinContext {
         }
         error(status, message)
     }
-}
 
-/// TLS settings from the join-server certificate and key (PEM). A client may present a
-/// certificate issued by `client_ca` (a node renewing with its kubelet client certificate);
-/// none is needed for the CA bundle or for a join with a token.
-pub fn tls_config(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    client_ca_pem: &[u8],
-) -> Result<rustls::ServerConfig, ServerError> {
-    let provider = provider();
-    let cert = ServerCert::from_pem(cert_pem, key_pem, None, &provider)?;
-    server_config(provider, client_ca_pem, cert)
-}
-
-/// Like [`tls_config`], from the certificate and key files, which are read again when the
-/// certificate file changes: the master renews the join server's certificate in the
-/// background, and the join API runs on through that.
-pub fn tls_config_from_files(
-    cert: &Path,
-    key: &Path,
-    client_ca_pem: &[u8],
-) -> Result<rustls::ServerConfig, ServerError> {
-    let provider = provider();
-    let cert = ServerCert::from_files(cert, key, &provider)?;
-    server_config(provider, client_ca_pem, cert)
-}
-
-/// Named rather than left to rustls' process-wide default: aws-lc-rs, the one the PKI signs
-/// with (and the only one linked).
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-fn tls_err(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Tls(e.to_string())
-}
-
-fn server_config(
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    client_ca_pem: &[u8],
-    cert: ServerCert,
-) -> Result<rustls::ServerConfig, ServerError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in rustls_pemfile::certs(&mut &client_ca_pem[..]) {
-        roots.add(ca.map_err(tls_err)?).map_err(tls_err)?;
-    }
-    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .map_err(tls_err)?;
-    Ok(rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
-        .with_client_cert_verifier(clients)
-        .with_cert_resolver(Arc::new(cert)))
-}
-
-/// The join server's certificate and key; with `files`, re-read when the certificate file's
-/// modification time changes.
-#[derive(Debug)]
-struct ServerCert {
-    files: Option<(PathBuf, PathBuf)>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    current: Mutex<(Option<SystemTime>, Arc<rustls::sign::CertifiedKey>)>,
-}
-
-impl ServerCert {
-    fn from_pem(
-        cert_pem: &[u8],
-        key_pem: &[u8],
-        files: Option<(PathBuf, PathBuf)>,
-        provider: &Arc<rustls::crypto::CryptoProvider>,
-    ) -> Result<Self, ServerError> {
-        let key = certified_key(cert_pem, key_pem, provider)?;
-        let modified = files.as_ref().and_then(|(c, _)| modified(c));
-        Ok(Self {
-            files,
-            provider: provider.clone(),
-            current: Mutex::new((modified, Arc::new(key))),
-        })
-    }
-
-    fn from_files(
-        cert: &Path,
-        key: &Path,
-        provider: &Arc<rustls::crypto::CryptoProvider>,
-    ) -> Result<Self, ServerError> {
-        let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| ServerError::Tls(format!("{}: {e}", p.display())))
-        };
-        Self::from_pem(
-            &read(cert)?,
-            &read(key)?,
-            Some((cert.to_path_buf(), key.to_path_buf())),
-            provider,
-        )
-    }
-
-    /// Takes a renewed certificate once both files are readable and match; until then the
-    /// one in use stays.
-    fn reload_if_changed(&self) {
-        let Some((cert, key)) = &self.files else {
-            return;
-        };
-        let Ok(mut current) = self.current.lock() else {
-            return;
-        };
-        let now = modified(cert);
-        if now.is_none() || now == current.0 {
-            return;
-        }
-        let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) else {
-            return;
-        };
-        match certified_key(&c, &k, &self.provider) {
-            Ok(fresh) => {
-                info!(cert = %cert.display(), "join API: serving the renewed certificate");
-                *current = (now, Arc::new(fresh));
-            }
-            // Mid-renewal (key written, certificate not yet, or the reverse): next time.
-            Err(e) => debug!(error = %e, "join API: the certificate files do not match yet"),
-        }
-    }
-}
-
-impl rustls::server::ResolvesServerCert for ServerCert {
-    fn resolve(
+    /// The answer when the store failed: 503 and no strike, since a strike is for a bad
+    /// credential and this is our own outage. The node retries; nothing was recorded.
+    fn unavailable(
         &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.reload_if_changed();
-        self.current.lock().ok().map(|c| c.1.clone())
+        peer: IpAddr,
+        node: Option<&str>,
+        e: &StoreError,
+    ) -> Response<Full<Bytes>> {
+        warn!(
+            %peer,
+            node,
+            error = e as &dyn std::error::Error,
+            "join API: the cluster store failed; answered 503"
+        );
+        error(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE)
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// A certificate chain and its key (PEM), checked to belong together.
-fn certified_key(
-    cert_pem: &[u8],
-    key_pem: &[u8],
-    provider: &rustls::crypto::CryptoProvider,
-) -> Result<rustls::sign::CertifiedKey, ServerError> {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<_, _>>()
-        .map_err(tls_err)?;
-    if certs.is_empty() {
-        return Err(ServerError::Tls(
-            "no certificate in the certificate file".into(),
-        ));
-    }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(tls_err)?
-        .ok_or_else(|| ServerError::Tls("no private key in the key file".into()))?;
-    let key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(tls_err)?;
-    let certified = rustls::sign::CertifiedKey::new(certs, key);
-    certified.keys_match().map_err(tls_err)?;
-    Ok(certified)
 }
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -424,12 +209,17 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     )
 }
 
-async fn handle(
+/// Routes one request. Generic over the body so that tests can call it without a connection.
+async fn handle<B>(
     ctx: Arc<JoinContext>,
     peer: IpAddr,
     client_cert: Option<Arc<Vec<u8>>>,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    req: Request<B>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let resp = match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/ca") => reply(
@@ -452,11 +242,11 @@ async fn handle(
     Ok(resp)
 }
 
-async fn join(
-    ctx: &JoinContext,
-    peer: IpAddr,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
+async fn join<B>(ctx: &JoinContext, peer: IpAddr, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     // One message for every authentication failure, so nobody can probe which ids exist.
     let unauthorized = || {
         ctx.refuse(
@@ -481,48 +271,76 @@ async fn join(
     // The store's lease deletes expired tokens; the recorded expiry is a second check for
     // tokens read just before their lease ran out.
     let record = match ctx.backend.token(id).await {
-        Some(r) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
-        _ => return unauthorized(),
+        Ok(Some(r)) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
+        Ok(_) => return unauthorized(),
+        // Not a strike: the token may well be good.
+        Err(e) => return ctx.unavailable(peer, None, &e),
     };
     let (request, key_pin) = match parse_request(&body, "join") {
         Ok(r) => r,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let node = &request.node_name;
-    match ctx.backend.node_key(node).await {
-        Some(known) if known != key_pin && !ctx.force => {
-            warn!(%peer, node = %node, token = %record.id, "refused: node name already joined with another key");
-            return error(
-                StatusCode::CONFLICT,
-                &format!(
-                    "node {} already joined with another key; delete it (kubectl delete node) and restart the master with --force to let it rejoin",
-                    node
-                ),
-            );
-        }
-        _ => {}
+    // An unreadable record is not "no record": that would hand a joined node's name to any
+    // token holder for the length of an etcd blip.
+    let known = match ctx.backend.node_key(node).await {
+        Ok(k) => k,
+        Err(e) => return ctx.unavailable(peer, Some(node), &e),
+    };
+    if known.as_deref().is_some_and(|k| k != key_pin) && !ctx.force {
+        warn!(%peer, node = %node, token = %record.id, "refused: node name already joined with another key");
+        return taken(node);
     }
-    match issue(ctx, &request, &key_pin).await {
-        Ok(resp) => {
-            info!(%peer, node = %node, token = %record.id, "node joined");
-            resp
-        }
-        Err((e, resp)) => {
+    let answer = match sign(ctx, &request) {
+        Ok(a) => a,
+        Err(e) => {
             warn!(%peer, node = %node, token = %record.id, error = %e, "refused a CSR");
-            resp
+            return error(StatusCode::FORBIDDEN, &e.to_string());
         }
+    };
+    // Recorded only once the certificates are signed, and only over the record read above: a
+    // join that claimed the name in between wins, and this one is refused as if it had come
+    // second (with --force too: a forced rejoin replaces a key it has seen, not one it has not).
+    match ctx
+        .backend
+        .claim_node(node, known.as_deref(), &key_pin)
+        .await
+    {
+        Ok(true) => {
+            info!(%peer, node = %node, token = %record.id, "node joined");
+            json(&answer)
+        }
+        Ok(false) => {
+            warn!(%peer, node = %node, token = %record.id, "refused: another join claimed the node name first");
+            taken(node)
+        }
+        Err(e) => ctx.unavailable(peer, Some(node), &e),
     }
+}
+
+/// The refusal of a node name that joined with another key.
+fn taken(node: &str) -> Response<Full<Bytes>> {
+    error(
+        StatusCode::CONFLICT,
+        &format!(
+            "node {node} already joined with another key; delete it (kubectl delete node) and restart the master with --force to let it rejoin"
+        ),
+    )
 }
 
 /// Renews the certificates of a node that joined: it authenticates with its current kubelet
 /// client certificate, whose key must be the one recorded for it, and may ask only for its own
 /// identity.
-async fn renew(
+async fn renew<B>(
     ctx: &JoinContext,
     peer: IpAddr,
     client_cert: Option<&[u8]>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
+    req: Request<B>,
+) -> Response<Full<Bytes>>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let unauthorized = || {
         ctx.refuse(
             peer,
@@ -535,7 +353,11 @@ async fn renew(
     };
     // A certificate whose key was since replaced (by a renewal, or a forced rejoin) is no
     // longer this node's.
-    if ctx.backend.node_key(&name).await.as_deref() != Some(pin.as_str()) {
+    let current = match ctx.backend.node_key(&name).await {
+        Ok(k) => k,
+        Err(e) => return ctx.unavailable(peer, Some(&name), &e),
+    };
+    if current.as_deref() != Some(pin.as_str()) {
         warn!(%peer, node = %name, "refused a renewal: not the node's current key");
         return unauthorized();
     }
@@ -545,7 +367,7 @@ async fn renew(
     };
     let (request, new_pin) = match parse_request(&body, "renewal") {
         Ok(r) => r,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     if request.node_name != name {
         warn!(%peer, node = %name, asked = %request.node_name, "refused a renewal for another node");
@@ -555,30 +377,43 @@ async fn renew(
             "a node can renew only its own certificates",
         );
     }
-    match issue(ctx, &request, &new_pin).await {
-        Ok(resp) => {
-            info!(%peer, node = %name, "node certificates renewed");
-            resp
-        }
-        Err((e, resp)) => {
+    let answer = match sign(ctx, &request) {
+        Ok(a) => a,
+        Err(e) => {
             warn!(%peer, node = %name, error = %e, "refused a CSR");
-            resp
+            return error(StatusCode::FORBIDDEN, &e.to_string());
         }
+    };
+    // The new key replaces the one this certificate holds, not one recorded since: of two
+    // renewals with the same certificate, one wins and the other is refused as stale.
+    match ctx.backend.claim_node(&name, Some(&pin), &new_pin).await {
+        Ok(true) => {
+            info!(%peer, node = %name, "node certificates renewed");
+            json(&answer)
+        }
+        Ok(false) => {
+            warn!(%peer, node = %name, "refused a renewal: the node's key was replaced meanwhile");
+            unauthorized()
+        }
+        Err(e) => ctx.unavailable(peer, Some(&name), &e),
     }
 }
 
 /// A node request and the pin of its kubelet client key (the node's identity across renewals
-/// and rejoins), or what is wrong with it.
-fn parse_request(body: &[u8], what: &str) -> Result<(JoinRequest, String), String> {
+/// and rejoins).
+fn parse_request(body: &[u8], what: &'static str) -> Result<(JoinRequest, String), ServerError> {
     let request: JoinRequest =
-        serde_json::from_slice(body).map_err(|e| format!("malformed {what} request: {e}"))?;
-    let pin = csr_key_pin(&request.kubelet_client_csr)
-        .ok_or_else(|| "the kubelet client CSR is unreadable".to_string())?;
+        serde_json::from_slice(body).map_err(|detail| ServerError::Malformed { what, detail })?;
+    let pin = csr_key_pin(&request.kubelet_client_csr).ok_or(ServerError::UnreadableCsr)?;
     Ok((request, pin))
 }
 
 /// Reads a request body, bounded in size and time.
-async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+async fn read_body<B>(req: Request<B>) -> Result<Bytes, Response<Full<Bytes>>>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     match tokio::time::timeout(
         REQUEST_TIMEOUT,
         Limited::new(req.into_body(), MAX_BODY).collect(),
@@ -594,45 +429,26 @@ async fn read_body(req: Request<hyper::body::Incoming>) -> Result<Bytes, Respons
     }
 }
 
-/// Signs a node's CSRs under the node policy, records `key_pin` as its key, and answers what
-/// it needs. The error carries the reason (for the log) and the response.
-async fn issue(
-    ctx: &JoinContext,
-    request: &JoinRequest,
-    key_pin: &str,
-) -> Result<Response<Full<Bytes>>, (String, Response<Full<Bytes>>)> {
+/// Signs a node's CSRs under the node policy, and makes the answer it needs. Records nothing:
+/// the caller claims the node name once this succeeded.
+fn sign(ctx: &JoinContext, request: &JoinRequest) -> Result<JoinResponse, PolicyError> {
     let node = NodeIdentity {
         name: request.node_name.clone(),
         ips: request.node_ips.clone(),
     };
     let v = ctx.leaf_validity;
     let sign = |csr: &str, kind| sign_node_csr(&ctx.ca, csr, &node, kind, v);
-    let signed = (|| {
-        Ok::<_, crate::pki::PolicyError>((
-            sign(&request.kubelet_client_csr, NodeCertKind::KubeletClient)?,
-            sign(&request.kubelet_serving_csr, NodeCertKind::KubeletServing)?,
-            sign(&request.kube_proxy_csr, NodeCertKind::KubeProxy)?,
-        ))
-    })();
+    let client = sign(&request.kubelet_client_csr, NodeCertKind::KubeletClient)?;
+    let serving = sign(&request.kubelet_serving_csr, NodeCertKind::KubeletServing)?;
+    let proxy = sign(&request.kube_proxy_csr, NodeCertKind::KubeProxy)?;
     let flannel = match (&request.flannel_etcd_csr, &ctx.etcd_ca) {
-        (Some(csr), Some(etcd_ca)) => Some(
-            sign_node_csr(etcd_ca, csr, &node, NodeCertKind::FlannelEtcdClient, v)
-                .map(|cert| (etcd_ca.cert_pem().to_string(), cert)),
-        ),
+        (Some(csr), Some(etcd_ca)) => Some((
+            etcd_ca.cert_pem().to_string(),
+            sign_node_csr(etcd_ca, csr, &node, NodeCertKind::FlannelEtcdClient, v)?,
+        )),
         _ => None,
-    }
-    .transpose();
-    let ((client, serving, proxy), flannel) = signed
-        .and_then(|s| flannel.map(|f| (s, f)))
-        .map_err(|e| (e.to_string(), error(StatusCode::FORBIDDEN, &e.to_string())))?;
-    if !ctx.backend.set_node_key(&node.name, key_pin).await {
-        let message = "cannot record the node; retry";
-        return Err((
-            message.to_string(),
-            error(StatusCode::SERVICE_UNAVAILABLE, message),
-        ));
-    }
-    let resp = JoinResponse {
+    };
+    Ok(JoinResponse {
         ca: ctx.ca.cert_pem().to_string(),
         kubelet_client_cert: client,
         kubelet_serving_cert: serving,
@@ -640,98 +456,15 @@ async fn issue(
         etcd_ca: flannel.as_ref().map(|(ca, _)| ca.clone()),
         flannel_etcd_cert: flannel.map(|(_, cert)| cert),
         cluster: ctx.cluster.clone(),
-    };
-    Ok(reply(
-        StatusCode::OK,
-        serde_json::to_string(&resp).unwrap_or_default(),
-        "application/json",
-    ))
+    })
 }
 
-/// Serves the join API on a master for as long as the task runs: the cluster CA signs node
-/// certificates, tokens are read from the master's etcd, and the server listens on the
-/// advertise address only.
-pub async fn serve_on_master(
-    cfg: crate::config::Config,
-    advertise: IpAddr,
-    manifest: crate::fetch::ReleaseManifest,
-    force: bool,
-) {
-    let pki_paths = cfg.paths.pki();
-    let pki = crate::pki::Pki::new(&cfg.paths);
-    let load = || -> Result<_, String> {
-        let ca = pki
-            .load_ca(crate::pki::CaKind::Cluster)
-            .map_err(|e| e.to_string())?;
-        let etcd_ca = match cfg.network {
-            crate::model::Network::Flannel => Some(
-                pki.load_ca(crate::pki::CaKind::Etcd)
-                    .map_err(|e| e.to_string())?,
-            ),
-            crate::model::Network::None => None,
-        };
-        let pair = pki_paths.join_server();
-        let tls = tls_config_from_files(&pair.cert, &pair.key, ca.cert_pem().as_bytes())
-            .map_err(|e| e.to_string())?;
-        Ok((ca, etcd_ca, tls))
-    };
-    let (ca, etcd_ca, tls) = match load() {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "the join API cannot start; workers cannot join");
-            return;
-        }
-    };
-    let client_pair = pki_paths.apiserver_etcd_client();
-    let etcd_tls = crate::etcd::EtcdTls {
-        ca: pki_paths.etcd_ca().cert,
-        cert: client_pair.cert,
-        key: client_pair.key,
-    };
-    let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
-    // etcd was ready a moment ago; a restart of it in between is retried, boundedly per
-    // attempt, for as long as kubesup runs.
-    let mut delay = Duration::from_millis(200);
-    let etcd = loop {
-        match crate::etcd::connect(&endpoint, &etcd_tls).await {
-            Ok(c) => break c,
-            Err(e) => {
-                warn!(error = %e, "join API: cannot reach etcd yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
-    let cluster = ClusterInfo {
-        api_servers: vec![crate::components::https_url(advertise, cfg.api_port)],
-        etcd_servers: vec![crate::etcd::endpoint(advertise, cfg.ports.etcd_client)],
-        cluster_dns: cfg.cluster_dns.to_string(),
-        cluster_domain: cfg.cluster_domain.clone(),
-        pod_cidr: cfg.pod_cidr.to_string(),
-        service_cidr: cfg.service_cidr.to_string(),
-        network: cfg.network.to_string(),
-        kube_version: cfg.kube_version.to_string(),
-        etcd_version: Some(manifest.etcd_version.clone()),
-        mirror: cfg.mirror.clone(),
-    };
-    let mut ctx = JoinContext::new(
-        ca,
-        cluster,
-        Backend::Etcd(Box::new(etcd)),
-        force,
-        cfg.pki.leaf_validity,
-    );
-    ctx.etcd_ca = etcd_ca;
-    let addr = SocketAddr::new(advertise, cfg.join_port);
-    let listener = match bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "the join API cannot start; workers cannot join");
-            return;
-        }
-    };
-    info!(%addr, force, "join API listening");
-    serve(listener, tls, Arc::new(ctx)).await;
+fn json(answer: &JoinResponse) -> Response<Full<Bytes>> {
+    reply(
+        StatusCode::OK,
+        serde_json::to_string(answer).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 fn expired(r: &TokenRecord) -> bool {
@@ -777,63 +510,252 @@ fn node_of_client_cert(der: &[u8]) -> Option<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::MutexGuard;
+
     use super::*;
+    use crate::join::store::StoreOp;
+    use crate::join::token::{Token, ca_pin};
 
-    fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let (c, k) = (
-            dir.join(format!("{name}.crt")),
-            dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    /// A join API with the in-memory store and one valid token, called without a connection.
+    struct Master {
+        ctx: Arc<JoinContext>,
+        token: Token,
+        _dir: tempfile::TempDir,
     }
 
-    fn serving(cert: &ServerCert) -> Vec<u8> {
-        cert.reload_if_changed();
-        cert.current.lock().unwrap().1.cert[0].to_vec()
-    }
-
-    #[test]
-    fn a_renewed_certificate_is_served_once_both_files_match() {
+    fn master() -> Master {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = self_signed(dir.path(), "a");
-        let sc = ServerCert::from_files(&cert, &key, &provider()).unwrap();
-        let first = serving(&sc);
-        assert_eq!(serving(&sc), first, "unchanged files: same certificate");
-
-        // Renewal half done: a new certificate beside the old key is not taken.
-        let (cert_b, key_b) = self_signed(dir.path(), "b");
-        std::fs::copy(&cert_b, &cert).unwrap();
-        let later = SystemTime::now() + Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&cert)
-            .unwrap()
-            .set_modified(later)
-            .unwrap();
-        assert_eq!(serving(&sc), first);
-
-        // Both written: served from the next handshake on.
-        std::fs::copy(&key_b, &key).unwrap();
-        let renewed = serving(&sc);
-        assert_ne!(renewed, first);
-        assert_eq!(
-            renewed,
-            std::fs::read(&cert_b)
-                .map(|pem| {
-                    rustls_pemfile::certs(&mut &pem[..])
-                        .next()
-                        .unwrap()
-                        .unwrap()
-                        .to_vec()
-                })
-                .unwrap()
+        let paths = crate::paths::Paths::new(dir.path().join("data"));
+        let pki = crate::pki::Pki::new(&paths);
+        pki.generate(&crate::pki::test_spec()).unwrap();
+        let ca = pki.load_ca(crate::pki::CaKind::Cluster).unwrap();
+        let token = Token::generate(&ca_pin(ca.cert_pem()).unwrap());
+        let mut mem = MemoryBackend::default();
+        mem.tokens.insert(
+            token.id.clone(),
+            TokenRecord {
+                id: token.id.clone(),
+                secret_sha256: token.secret_hash(),
+                description: None,
+                created: "2024-01-01T00:00:00Z".into(),
+                expires: None,
+            },
         );
+        let cluster = ClusterInfo {
+            api_servers: vec!["https://127.0.0.1:6443".into()],
+            etcd_servers: vec!["https://127.0.0.1:2379".into()],
+            cluster_dns: "10.3.0.10".into(),
+            cluster_domain: "cluster.local".into(),
+            pod_cidr: "10.2.0.0/16".into(),
+            service_cidr: "10.3.0.0/24".into(),
+            network: "none".into(),
+            kube_version: "v1.20.2".into(),
+            etcd_version: None,
+            mirror: None,
+        };
+        let ctx = JoinContext::new(
+            ca,
+            cluster,
+            Backend::Memory(Mutex::new(mem)),
+            false,
+            Duration::from_secs(3600),
+        );
+        Master {
+            ctx: Arc::new(ctx),
+            token,
+            _dir: dir,
+        }
+    }
+
+    impl Master {
+        fn memory(&self) -> MutexGuard<'_, MemoryBackend> {
+            let Backend::Memory(m) = &self.ctx.backend else {
+                panic!("not the memory store")
+            };
+            m.lock().unwrap()
+        }
+
+        fn fail(&self, ops: &[StoreOp]) {
+            self.memory().failing = ops.iter().copied().collect();
+        }
+
+        fn recorded(&self, node: &str) -> Option<String> {
+            self.memory().nodes.get(node).cloned()
+        }
+
+        async fn join(&self, request: &JoinRequest) -> (StatusCode, Bytes) {
+            let bearer = self.token.expose();
+            let bearer = bearer.split_once("::").unwrap().1;
+            let req = Request::post("/v1/join")
+                .header(hyper::header::AUTHORIZATION, format!("Bearer {bearer}"))
+                .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
+                .unwrap();
+            call(&self.ctx, None, req).await
+        }
+
+        async fn renew(&self, client_cert_pem: &str, request: &JoinRequest) -> (StatusCode, Bytes) {
+            let der = rustls_pemfile::certs(&mut client_cert_pem.as_bytes())
+                .next()
+                .unwrap()
+                .unwrap()
+                .to_vec();
+            let req = Request::post("/v1/renew")
+                .body(Full::new(Bytes::from(serde_json::to_vec(request).unwrap())))
+                .unwrap();
+            call(&self.ctx, Some(der), req).await
+        }
+    }
+
+    async fn call(
+        ctx: &Arc<JoinContext>,
+        client_cert: Option<Vec<u8>>,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, Bytes) {
+        let Ok(resp) = handle(ctx.clone(), PEER, client_cert.map(Arc::new), req).await;
+        let status = resp.status();
+        (status, resp.into_body().collect().await.unwrap().to_bytes())
+    }
+
+    fn csr(key: &rcgen::KeyPair, cn: &str, org: Option<&str>, dns: Option<&str>) -> String {
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        if let Some(o) = org {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, o);
+        }
+        if let Some(d) = dns {
+            params.subject_alt_names = vec![rcgen::SanType::DnsName(d.try_into().unwrap())];
+        }
+        params.serialize_request(key).unwrap().pem().unwrap()
+    }
+
+    /// A node's request with fresh keys, and the pin the store records for it.
+    fn request(node: &str) -> (JoinRequest, String) {
+        let key = || rcgen::KeyPair::generate().unwrap();
+        let cn = format!("system:node:{node}");
+        let client = csr(&key(), &cn, Some("system:nodes"), None);
+        let pin = csr_key_pin(&client).unwrap();
+        let request = JoinRequest {
+            node_name: node.into(),
+            node_ips: vec!["10.77.0.3".parse().unwrap()],
+            kubelet_client_csr: client,
+            kubelet_serving_csr: csr(&key(), &cn, Some("system:nodes"), Some(node)),
+            kube_proxy_csr: csr(&key(), "system:kube-proxy", None, None),
+            flannel_etcd_csr: None,
+        };
+        (request, pin)
+    }
+
+    fn error_of(body: &[u8]) -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["error"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_answers_503_records_nothing_and_strikes_nobody() {
+        let m = master();
+        // Wherever the outage starts: reading the token, the node's record, or claiming it.
+        for op in [StoreOp::ReadToken, StoreOp::ReadNode, StoreOp::ClaimNode] {
+            m.fail(&[op]);
+            // More than the rate limit allows: none of these is a strike.
+            for _ in 0..=MAX_FAILURES {
+                let (status, body) = m.join(&request("w1").0).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{op:?}");
+                assert_eq!(error_of(&body), STORE_UNAVAILABLE, "{op:?}");
+            }
+            assert_eq!(m.recorded("w1"), None, "{op:?}");
+        }
+        m.fail(&[]);
+        let (ok, pin) = request("w1");
+        let (status, body) = m.join(&ok).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(m.recorded("w1"), Some(pin));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_node_record_does_not_let_another_key_take_the_name() {
+        let m = master();
+        let (first, pin) = request("w1");
+        assert_eq!(m.join(&first).await.0, StatusCode::OK);
+        // The defect this guards against: an etcd blip read as "never joined", and the
+        // newcomer's key recorded over the node's.
+        m.fail(&[StoreOp::ReadNode]);
+        let (status, body) = m.join(&request("w1").0).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error_of(&body), STORE_UNAVAILABLE);
+        assert_eq!(m.recorded("w1").as_ref(), Some(&pin));
+        // Once the store answers, the name is refused as taken, as ever.
+        m.fail(&[]);
+        let (status, body) = m.join(&request("w1").0).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(error_of(&body).contains("already joined with another key"));
+        assert_eq!(m.recorded("w1"), Some(pin));
+    }
+
+    #[tokio::test]
+    async fn a_renewal_fails_closed_too() {
+        let m = master();
+        let (first, pin) = request("w1");
+        let (status, body) = m.join(&first).await;
+        assert_eq!(status, StatusCode::OK);
+        let joined: JoinResponse = serde_json::from_slice(&body).unwrap();
+        for op in [StoreOp::ReadNode, StoreOp::ClaimNode] {
+            m.fail(&[op]);
+            for _ in 0..=MAX_FAILURES {
+                let (status, body) = m.renew(&joined.kubelet_client_cert, &request("w1").0).await;
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{op:?}");
+                assert_eq!(error_of(&body), STORE_UNAVAILABLE, "{op:?}");
+            }
+            assert_eq!(m.recorded("w1").as_ref(), Some(&pin), "{op:?}");
+        }
+        m.fail(&[]);
+        let (next, new_pin) = request("w1");
+        let (status, _) = m.renew(&joined.kubelet_client_cert, &next).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(m.recorded("w1"), Some(new_pin));
+    }
+
+    #[tokio::test]
+    async fn of_concurrent_joins_under_one_name_exactly_one_wins() {
+        const JOINS: usize = 3;
+        let m = Arc::new(master());
+        // Every join reads the name as free and signs before any claims it: the race the
+        // claim's compare-and-set must settle.
+        m.memory().claims_meet = Some(Arc::new(tokio::sync::Barrier::new(JOINS)));
+        let tasks: Vec<_> = (0..JOINS)
+            .map(|_| {
+                let m = m.clone();
+                let (req, pin) = request("w1");
+                tokio::spawn(async move {
+                    let (status, body) = m.join(&req).await;
+                    (status, body, pin)
+                })
+            })
+            .collect();
+        let results = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            out
+        })
+        .await
+        .expect("the joins finish within a minute");
+        m.memory().claims_meet = None;
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(s, _, _)| *s == StatusCode::OK)
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for (status, body, _) in results.iter().filter(|(s, _, _)| *s != StatusCode::OK) {
+            assert_eq!(*status, StatusCode::CONFLICT);
+            assert!(error_of(body).contains("already joined with another key"));
+        }
+        assert_eq!(m.recorded("w1").as_ref(), Some(&winners[0].2));
     }
 }

@@ -1,17 +1,30 @@
-//! Join tokens in etcd: every master sees the same tokens, and expiry is enforced by the store
-//! itself through a lease (the key disappears when the lease ends), not by clocks on masters.
+//! The cluster store of the join API: join tokens, and the key each joined node is known by.
+//! On a master both live in etcd, so every master sees the same; tests and benchmarks use an
+//! in-memory store with the same semantics. [`Backend`] is the one type the handlers use.
 //!
-//! Key `/kubesup/join-tokens/<id>`, value JSON `{secret_sha256, description, created, expires}`.
-//! The secret itself is never stored.
+//! Tokens: expiry is enforced by the store itself through a lease (the key disappears when the
+//! lease ends), not by clocks on masters. Key `/kubesup/join-tokens/<id>`, value JSON
+//! `{secret_sha256, description, created, expires}`. The secret itself is never stored.
+//!
+//! Nodes: key `/kubesup/nodes/<name>`, value the hex SHA-256 of the node's kubelet client
+//! public key. A name is claimed by one compare-and-set ([`Backend::claim_node`]): in etcd one
+//! transaction, in memory one critical section. So of two joins racing for one name, one wins.
+//!
+//! Invariant: a read that fails is an error, never "no record". Treating an unreachable etcd as
+//! "this node never joined" would let a token holder take over a joined node's name.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use etcd_client::{Client, DeleteOptions, GetOptions, PutOptions};
+use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
 use super::token::Token;
 
 pub const PREFIX: &str = "/kubesup/join-tokens/";
+/// Where the key each joined node is known by is recorded.
+pub const NODES: &str = "/kubesup/nodes/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,6 +38,12 @@ pub enum StoreError {
     NotFound(String),
     #[error("the record of token {0} in etcd is unreadable")]
     Corrupt(String),
+    #[error("the record of node {0} in etcd is not a key pin (not UTF-8)")]
+    CorruptNode(String),
+    #[error("the in-memory store's lock is poisoned: a thread panicked holding it")]
+    Poisoned,
+    #[error("the in-memory store cannot {}: a failure injected by a test", .0.what())]
+    Injected(StoreOp),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,4 +128,213 @@ pub async fn delete(client: &mut Client, id: &str) -> Result<(), StoreError> {
         return Err(StoreError::NotFound(id.to_string()));
     }
     Ok(())
+}
+
+/// The key node `name` is recorded with, if it joined.
+pub async fn node_key(client: &mut Client, name: &str) -> Result<Option<String>, StoreError> {
+    let resp = client
+        .get(format!("{NODES}{name}"), None)
+        .await
+        .map_err(etcd("get node"))?;
+    match resp.kvs().first() {
+        None => Ok(None),
+        Some(kv) => kv
+            .value_str()
+            .map(|v| Some(v.to_string()))
+            .map_err(|_| StoreError::CorruptNode(name.to_string())),
+    }
+}
+
+/// Records `key_pin` for node `name` if the record is still `expected` (`None`: no record), in
+/// one transaction. `Ok(false)`: it is not, so someone else claimed the name since `expected`
+/// was read, and nothing was written.
+pub async fn claim_node(
+    client: &mut Client,
+    name: &str,
+    expected: Option<&str>,
+    key_pin: &str,
+) -> Result<bool, StoreError> {
+    let key = format!("{NODES}{name}");
+    let unchanged = match expected {
+        // A key never created, or deleted since, has create_revision 0.
+        None => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
+        Some(old) => Compare::value(key.clone(), CompareOp::Equal, old),
+    };
+    let txn = Txn::new()
+        .when([unchanged])
+        .and_then([TxnOp::put(key, key_pin, None)]);
+    let resp = client.txn(txn).await.map_err(etcd("claim node"))?;
+    Ok(resp.succeeded())
+}
+
+/// One operation of the store, to name which one an injected failure hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOp {
+    ReadToken,
+    ReadNode,
+    ClaimNode,
+}
+
+impl StoreOp {
+    fn what(self) -> &'static str {
+        match self {
+            Self::ReadToken => "read a join token",
+            Self::ReadNode => "read a node's record",
+            Self::ClaimNode => "claim a node name",
+        }
+    }
+}
+
+/// Where tokens and joined nodes are kept: etcd on a master, memory in tests and benchmarks.
+pub enum Backend {
+    Etcd(Box<Client>),
+    Memory(Mutex<MemoryBackend>),
+}
+
+/// The store in memory, with etcd's semantics: a claim is checked and made under one lock.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    pub tokens: HashMap<String, TokenRecord>,
+    pub nodes: HashMap<String, String>,
+    /// Operations that fail, as they do in etcd while it is unreachable: how a test sees that
+    /// the join API fails closed wherever an outage starts.
+    pub failing: HashSet<StoreOp>,
+    /// When set, each claim waits here until as many claims as the barrier counts have come:
+    /// how a test makes joins overlap between reading a name and claiming it, as they can
+    /// when etcd is remote, instead of hoping a scheduler interleaves them.
+    pub claims_meet: Option<Arc<tokio::sync::Barrier>>,
+}
+
+impl MemoryBackend {
+    fn check(&self, op: StoreOp) -> Result<(), StoreError> {
+        if self.failing.contains(&op) {
+            return Err(StoreError::Injected(op));
+        }
+        Ok(())
+    }
+}
+
+impl Backend {
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        match self {
+            // A clone shares the connection; it is only a handle.
+            Self::Etcd(c) => get(&mut c.as_ref().clone(), id).await,
+            Self::Memory(m) => {
+                let m = lock(m)?;
+                m.check(StoreOp::ReadToken)?;
+                Ok(m.tokens.get(id).cloned())
+            }
+        }
+    }
+
+    /// The key node `name` is recorded with, if it joined.
+    pub async fn node_key(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Etcd(c) => node_key(&mut c.as_ref().clone(), name).await,
+            Self::Memory(m) => {
+                let m = lock(m)?;
+                m.check(StoreOp::ReadNode)?;
+                Ok(m.nodes.get(name).cloned())
+            }
+        }
+    }
+
+    /// See [`claim_node`]: records `key_pin` for `name` only if the record is still
+    /// `expected`; `Ok(false)` when another claim came first.
+    pub async fn claim_node(
+        &self,
+        name: &str,
+        expected: Option<&str>,
+        key_pin: &str,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Etcd(c) => claim_node(&mut c.as_ref().clone(), name, expected, key_pin).await,
+            Self::Memory(m) => {
+                let meet = lock(m)?.claims_meet.clone();
+                if let Some(barrier) = meet {
+                    barrier.wait().await;
+                }
+                // The check and the write under one lock: etcd's transaction, in memory.
+                let mut m = lock(m)?;
+                m.check(StoreOp::ClaimNode)?;
+                if m.nodes.get(name).map(String::as_str) != expected {
+                    return Ok(false);
+                }
+                m.nodes.insert(name.to_string(), key_pin.to_string());
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<MemoryBackend>) -> Result<MutexGuard<'_, MemoryBackend>, StoreError> {
+    m.lock().map_err(|_| StoreError::Poisoned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Backend {
+        Backend::Memory(Mutex::new(MemoryBackend::default()))
+    }
+
+    fn set_failing(b: &Backend, ops: &[StoreOp]) {
+        let Backend::Memory(m) = b else {
+            panic!("not the memory store")
+        };
+        m.lock().unwrap().failing = ops.iter().copied().collect();
+    }
+
+    #[tokio::test]
+    async fn a_name_goes_to_the_first_of_two_claims_that_read_it_free() {
+        let b = memory();
+        // Both joins read the name as free before either claims it.
+        assert_eq!(b.node_key("w1").await.unwrap(), None);
+        assert_eq!(b.node_key("w1").await.unwrap(), None);
+        assert!(b.claim_node("w1", None, "pin-a").await.unwrap());
+        assert!(!b.claim_node("w1", None, "pin-b").await.unwrap());
+        assert_eq!(b.node_key("w1").await.unwrap().as_deref(), Some("pin-a"));
+    }
+
+    #[tokio::test]
+    async fn a_claim_over_a_record_compares_with_the_key_read() {
+        let b = memory();
+        assert!(b.claim_node("w1", None, "pin-a").await.unwrap());
+        // A renewal (or a forced rejoin) that read pin-a replaces it; a second one that read
+        // the same pin-a finds it gone.
+        assert!(b.claim_node("w1", Some("pin-a"), "pin-b").await.unwrap());
+        assert!(!b.claim_node("w1", Some("pin-a"), "pin-c").await.unwrap());
+        assert_eq!(b.node_key("w1").await.unwrap().as_deref(), Some("pin-b"));
+        // Other names are untouched.
+        assert_eq!(b.node_key("w2").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_injected_failure_is_an_error_never_no_record() {
+        let b = memory();
+        assert!(b.claim_node("w1", None, "pin-a").await.unwrap());
+        set_failing(
+            &b,
+            &[StoreOp::ReadToken, StoreOp::ReadNode, StoreOp::ClaimNode],
+        );
+        assert!(matches!(
+            b.token("abcdef").await,
+            Err(StoreError::Injected(StoreOp::ReadToken))
+        ));
+        assert!(matches!(
+            b.node_key("w1").await,
+            Err(StoreError::Injected(StoreOp::ReadNode))
+        ));
+        let e = b
+            .claim_node("w1", Some("pin-a"), "pin-b")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the in-memory store cannot claim a node name: a failure injected by a test"
+        );
+        set_failing(&b, &[]);
+        assert_eq!(b.node_key("w1").await.unwrap().as_deref(), Some("pin-a"));
+    }
 }

@@ -1,0 +1,52 @@
+//! The join API's messages, as JSON on the wire: what a node sends ([`JoinRequest`], to
+//! `/v1/join` and `/v1/renew` alike) and what a master answers ([`JoinResponse`], with the
+//! [`ClusterInfo`] a node needs to run).
+//!
+//! Owns the field names and their defaults, which masters and workers of different versions
+//! must agree on: a field added later is `#[serde(default)]`, so an older peer's message still
+//! reads. Holds no behaviour, and never a private key (a node sends CSRs, never keys).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a node needs to run, besides its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    pub api_servers: Vec<String>,
+    pub etcd_servers: Vec<String>,
+    pub cluster_dns: String,
+    pub cluster_domain: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub network: String,
+    pub kube_version: String,
+    pub etcd_version: Option<String>,
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub node_name: String,
+    pub node_ips: Vec<IpAddr>,
+    pub kubelet_client_csr: String,
+    pub kubelet_serving_csr: String,
+    pub kube_proxy_csr: String,
+    /// flanneld's etcd client CSR, when the cluster's network is flannel.
+    #[serde(default)]
+    pub flannel_etcd_csr: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub ca: String,
+    pub kubelet_client_cert: String,
+    pub kubelet_serving_cert: String,
+    pub kube_proxy_cert: String,
+    /// The etcd CA and flanneld's etcd client cert, when a flannel CSR was sent.
+    #[serde(default)]
+    pub etcd_ca: Option<String>,
+    #[serde(default)]
+    pub flannel_etcd_cert: Option<String>,
+    pub cluster: ClusterInfo,
+}
