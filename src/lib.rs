@@ -24,6 +24,7 @@ pub mod config;
 pub mod etcd;
 pub mod fetch;
 pub mod fsutil;
+pub mod http;
 pub mod install;
 pub mod join;
 pub mod kube;
