@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use kubesup::http::{Client, Trust};
 use kubesup::join::server::{
     self, Backend, ClusterInfo, JoinContext, JoinRequest, JoinResponse, MemoryBackend,
 };
@@ -164,15 +165,13 @@ fn main() {
         .build()
         .expect("runtime");
     let (wall, mut latencies, failures) = rt.block_on(async move {
-        let cert = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("ca");
         let start = Instant::now();
         let tasks: Vec<_> = requests
             .into_iter()
             .map(|body| {
                 // A client per join: a fresh TLS handshake each, as separate workers make.
-                let client = reqwest::Client::builder()
-                    .no_proxy()
-                    .tls_certs_only([cert.clone()])
+                let client = Client::builder()
+                    .trust(Trust::Ca(ca_pem.as_bytes().to_vec()))
                     .timeout(Duration::from_secs(120))
                     .build()
                     .expect("client");
@@ -181,9 +180,8 @@ fn main() {
                     let t = Instant::now();
                     let resp = client
                         .post(&url)
-                        .bearer_auth(&bearer)
-                        .header("content-type", "application/json")
-                        .body(body)
+                        .bearer(&bearer)
+                        .body("application/json", body)
                         .send()
                         .await
                         .ok()?;

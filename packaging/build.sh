@@ -25,11 +25,6 @@ RPM=$(tool cargo-generate-rpm "$CARGO_RPM_VERSION")
 
 cargo build --release --bin kubesup -q
 mkdir -p "$OUT"
-# See [package.metadata.deb.variants.relr] in Cargo.toml.
-variant=()
-if readelf -V "$CARGO_TARGET_DIR/release/kubesup" | grep -q GLIBC_ABI_DT_RELR; then
-  variant=(--variant relr)
-fi
-"$DEB" --no-build --no-strip "${variant[@]}" --output "$OUT" -q >&2
+"$DEB" --no-build --no-strip --output "$OUT" -q >&2
 "$RPM" --target-dir "$CARGO_TARGET_DIR" --output "$OUT" >&2
 ls -1 "$OUT"/kubesup_*.deb "$OUT"/kubesup-*.rpm

@@ -37,8 +37,12 @@ pub enum EtcdError {
         #[source]
         source: etcd_client::Error,
     },
-    #[error("etcd v2 request to {url} failed: {message}")]
-    V2 { url: String, message: String },
+    #[error("cannot set up the client of etcd's v2 API")]
+    V2Client(#[source] crate::http::HttpError),
+    #[error("etcd v2 request failed")]
+    V2(#[source] crate::http::HttpError),
+    #[error("etcd v2 request PUT {url} answered {status}")]
+    V2Status { url: String, status: u16 },
 }
 
 /// Where the client certificate for etcd lives.
@@ -125,29 +129,24 @@ pub async fn write_flannel_config(
 /// `PUT /v2/keys/KEY` with `value=...`, the etcd v2 HTTP API (etcd-client speaks only v3).
 async fn put_v2(endpoint: &str, tls: &EtcdTls, key: &str, value: &str) -> Result<(), EtcdError> {
     let url = format!("{endpoint}/v2/keys{key}");
-    let err = |message: String| EtcdError::V2 {
-        url: url.clone(),
-        message,
-    };
-    let ca = reqwest::Certificate::from_pem(&read(&tls.ca)?).map_err(|e| err(e.to_string()))?;
-    let mut pem = read(&tls.cert)?;
-    pem.extend(read(&tls.key)?);
-    let id = reqwest::Identity::from_pem(&pem).map_err(|e| err(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .identity(id)
-        .no_proxy()
+    // No proxy: etcd is this cluster's own.
+    let client = crate::http::Client::builder()
+        .trust(crate::http::Trust::Ca(read(&tls.ca)?))
+        .identity(read(&tls.cert)?, read(&tls.key)?)
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(EtcdError::V2Client)?;
     let resp = client
         .put(&url)
         .form(&[("value", value)])
         .send()
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(EtcdError::V2)?;
     if !resp.status().is_success() {
-        return Err(err(format!("answered {}", resp.status())));
+        return Err(EtcdError::V2Status {
+            url,
+            status: resp.status().as_u16(),
+        });
     }
     Ok(())
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::http::{Client, HttpError, Response, Trust};
+
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("cannot read {path}")]
@@ -20,13 +22,12 @@ pub enum KubeError {
         source: std::io::Error,
     },
     #[error("cannot build the API client")]
-    Client(#[source] reqwest::Error),
-    #[error("{method} {url} failed")]
+    Client(#[source] HttpError),
+    #[error("{method} failed")]
     Request {
         method: &'static str,
-        url: String,
         #[source]
-        source: reqwest::Error,
+        source: HttpError,
     },
     #[error("{method} {url} answered {status}: {body}")]
     Status {
@@ -50,7 +51,7 @@ pub struct Credentials {
 }
 
 pub struct Kube {
-    client: reqwest::Client,
+    client: Client,
     server: String,
 }
 
@@ -63,14 +64,10 @@ fn read(path: &Path) -> Result<Vec<u8>, KubeError> {
 
 impl Kube {
     pub fn new(server: &str, creds: &Credentials) -> Result<Self, KubeError> {
-        let ca = reqwest::Certificate::from_pem(&read(&creds.ca)?).map_err(KubeError::Client)?;
-        let mut pem = read(&creds.cert)?;
-        pem.extend(read(&creds.key)?);
-        let id = reqwest::Identity::from_pem(&pem).map_err(KubeError::Client)?;
-        let client = reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .identity(id)
-            .no_proxy()
+        // No proxy: the API server is this cluster's own.
+        let client = Client::builder()
+            .trust(Trust::Ca(read(&creds.ca)?))
+            .identity(read(&creds.cert)?, read(&creds.key)?)
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -91,7 +88,6 @@ impl Kube {
             .await
             .map_err(|source| KubeError::Request {
                 method: "GET",
-                url: url.clone(),
                 source,
             })?;
         Self::json("GET", url, resp).await
@@ -104,32 +100,30 @@ impl Kube {
         let resp = self
             .client
             .patch(&url)
-            .header("Content-Type", "application/apply-patch+yaml")
-            .body(obj.to_string())
+            .body("application/apply-patch+yaml", obj.to_string())
             .send()
             .await
             .map_err(|source| KubeError::Request {
                 method: "PATCH",
-                url: url.clone(),
                 source,
             })?;
         Self::json("PATCH", url, resp).await.map(|_| ())
     }
 
-    async fn json(
-        method: &'static str,
-        url: String,
-        resp: reqwest::Response,
-    ) -> Result<Value, KubeError> {
+    async fn json(method: &'static str, url: String, resp: Response) -> Result<Value, KubeError> {
         let status = resp.status();
-        let text = resp.text().await.map_err(|source| KubeError::Request {
-            method,
-            url: url.clone(),
-            source,
-        })?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|source| KubeError::Request { method, source })?;
         if !status.is_success() {
             let mut body = text;
-            body.truncate(300);
+            // At a character boundary: truncating inside one would panic.
+            let mut end = body.len().min(300);
+            while !body.is_char_boundary(end) {
+                end -= 1;
+            }
+            body.truncate(end);
             return Err(KubeError::Status {
                 method,
                 url,

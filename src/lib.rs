@@ -34,6 +34,7 @@ pub mod errors;
 pub mod etcd;
 pub mod fetch;
 pub mod fsutil;
+pub mod http;
 pub mod join;
 pub mod kube;
 pub mod model;

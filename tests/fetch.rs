@@ -1090,3 +1090,111 @@ async fn fetch_bundle_round_trip_and_a_tampered_bundle_is_refused() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The system's trust store is read only for public https hosts.
+
+/// Set in the child process of `a_node_with_an_http_mirror_needs_no_trust_store`.
+const NO_TRUST_STORE_CHILD: &str = "KUBESUP_TEST_NO_TRUST_STORE_CHILD";
+
+/// A root without the ca-certificates package, as far as kubesup can tell: this test binary
+/// runs `no_trust_store_child` again in a child process whose SSL_CERT_FILE and SSL_CERT_DIR
+/// point at an empty file and an empty directory (which rustls-native-certs then reads instead
+/// of the distribution's bundle). The environment is the child's own, so no other test here
+/// sees it.
+#[test]
+fn a_node_with_an_http_mirror_needs_no_trust_store() {
+    if std::env::var_os(NO_TRUST_STORE_CHILD).is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, certs) = (dir.path().join("empty.pem"), dir.path().join("certs"));
+    fs::write(&file, "").unwrap();
+    fs::create_dir(&certs).unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "no_trust_store_child", "--nocapture"])
+        .env(NO_TRUST_STORE_CHILD, "1")
+        .env("SSL_CERT_FILE", &file)
+        .env("SSL_CERT_DIR", &certs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for proxy in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(proxy);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            // Our own child, by its PID.
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child test did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child ran the one test (a filter that matched nothing would also succeed).
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// Does its work only as the child of `a_node_with_an_http_mirror_needs_no_trust_store`.
+#[tokio::test]
+async fn no_trust_store_child() {
+    if std::env::var_os(NO_TRUST_STORE_CHILD).is_none() {
+        return;
+    }
+    bounded(async {
+        let s = Server::start().await;
+        let node = Node::new();
+        let body = fake_binary("kubectl", 50_000);
+        serve_kube(&s, V, "kubectl", &body);
+        let set = node
+            .fetcher(&s.base)
+            .fetch(V, &[Artifact::Kubectl])
+            .await
+            .unwrap();
+        assert_eq!(set.binary("kubectl").unwrap().sha256, sha(&body));
+
+        let mirror = tempfile::tempdir().unwrap();
+        write_file(mirror.path(), &kube_rel(V, "kubectl"), &body);
+        write_file(
+            mirror.path(),
+            &format!("{}.sha256", kube_rel(V, "kubectl")),
+            sha(&body).as_bytes(),
+        );
+        let other = Node::new();
+        other
+            .fetcher(mirror.path().to_str().unwrap())
+            .fetch(V, &[Artifact::Kubectl])
+            .await
+            .unwrap();
+
+        // An https source needs the store: building the fetcher still works, the first
+        // request fails at once (no retries) with one line that says what to install.
+        let https = Node::new();
+        let err = https
+            .fetcher("https://127.0.0.1:9/mirror")
+            .fetch(V, &[Artifact::Kubectl])
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("install the ca-certificates package"), "{msg}");
+        assert!(msg.contains("https://127.0.0.1:9/mirror/"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(!err.is_transient(), "{err:?}");
+    })
+    .await;
+}

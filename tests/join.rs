@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use kubesup::http::{Client, Trust};
 use kubesup::join::client::{self, ClientError};
 use kubesup::join::server::{self, Backend, ClusterInfo, JoinContext, MemoryBackend};
 use kubesup::join::store::TokenRecord;
@@ -239,17 +240,13 @@ async fn failed_attempts_are_rate_limited_per_source() {
 #[tokio::test]
 async fn bodies_are_size_limited() {
     let m = master(false).await;
-    let http = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = Client::builder().trust(Trust::AnyCert).build().unwrap();
     let bearer = m.token.expose();
     let bearer = bearer.split_once("::").unwrap().1;
     let resp = http
-        .post(format!("{}/v1/join", m.url))
-        .bearer_auth(bearer)
-        .body(vec![b'x'; server::MAX_BODY + 1])
+        .post(&format!("{}/v1/join", m.url))
+        .bearer(bearer)
+        .body("application/json", vec![b'x'; server::MAX_BODY + 1])
         .send()
         .await
         .unwrap();
@@ -291,15 +288,11 @@ async fn a_csr_for_another_node_is_refused() {
         kube_proxy_csr: csr,
         flannel_etcd_csr: None,
     };
-    let http = reqwest::Client::builder()
-        .tls_danger_accept_invalid_certs(true)
-        .no_proxy()
-        .build()
-        .unwrap();
+    let http = Client::builder().trust(Trust::AnyCert).build().unwrap();
     let bearer = m.token.expose();
     let resp = http
-        .post(format!("{}/v1/join", m.url))
-        .bearer_auth(bearer.split_once("::").unwrap().1)
+        .post(&format!("{}/v1/join", m.url))
+        .bearer(bearer.split_once("::").unwrap().1)
         .json(&req)
         .send()
         .await
@@ -405,13 +398,12 @@ async fn renewal_needs_a_node_client_certificate() {
         flannel_etcd_csr: None,
     };
     // No client certificate at all.
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(r.ca.as_bytes()).unwrap()])
-        .no_proxy()
+    let http = Client::builder()
+        .trust(Trust::Ca(r.ca.as_bytes().to_vec()))
         .build()
         .unwrap();
     let resp = http
-        .post(format!("{}/v1/renew", m.url))
+        .post(&format!("{}/v1/renew", m.url))
         .json(&req)
         .send()
         .await

@@ -211,7 +211,9 @@ fn the_deb_and_the_rpm_carry_the_binary_units_config_completions_and_man_page() 
         format!("{}-1", env!("CARGO_PKG_VERSION"))
     );
     assert!(field("Depends").contains("iptables"));
-    // A binary with packed relocations must not install where glibc cannot load it.
+    // The packaged binary loads on glibc 2.34 (RHEL 9 and its rebuilds; Ubuntu 22.04 has
+    // 2.35): no symbol version above GLIBC_2.34, and no packed relocations
+    // (GLIBC_ABI_DT_RELR, glibc 2.36).
     let unpacked = tempfile::tempdir().unwrap();
     output(
         Command::new("dpkg-deb")
@@ -224,13 +226,22 @@ fn the_deb_and_the_rpm_carry_the_binary_units_config_completions_and_man_page() 
             .arg("-V")
             .arg(unpacked.path().join("usr/bin/kubesup")),
     );
-    if versions.contains("GLIBC_ABI_DT_RELR") {
-        assert!(
-            field("Depends").contains("libc6 (>= 2.36)"),
-            "{}",
-            field("Depends")
-        );
-    }
+    assert!(
+        !versions.contains("GLIBC_ABI_DT_RELR"),
+        "the packaged binary uses packed relocations, which need glibc 2.36"
+    );
+    let highest = highest_glibc(&versions);
+    assert!(
+        highest.is_some_and(|v| v <= (2, 34)),
+        "the packaged binary needs glibc {highest:?}; it must load on 2.34"
+    );
+    // kubesup reads the trust store only for public https hosts: a weak dependency.
+    assert!(
+        field("Recommends").contains("ca-certificates"),
+        "{}",
+        field("Recommends")
+    );
+    assert!(!field("Depends").contains("ca-certificates"));
     assert!(!field("Maintainer").trim().is_empty());
     let conffiles = output(
         Command::new("dpkg-deb")
@@ -258,6 +269,15 @@ fn the_deb_and_the_rpm_carry_the_binary_units_config_completions_and_man_page() 
     for f in PACKAGED.iter().chain(&["licenses/kubesup/LICENSE"]) {
         assert!(files.contains(f), ".rpm lacks {f}:\n{files}");
     }
+    let recommends = output(Command::new("rpm").args(["-qp", "--recommends"]).arg(&rpm));
+    assert!(recommends.contains("ca-certificates"), "{recommends}");
+    let requires = output(Command::new("rpm").args(["-qp", "--requires"]).arg(&rpm));
+    assert!(!requires.contains("GLIBC_ABI_DT_RELR"), "{requires}");
+    // The same binary as the .deb's; what rpm infers from it must not ask for more.
+    assert!(
+        highest_glibc(&requires).is_none_or(|v| v <= (2, 34)),
+        "{requires}"
+    );
     let configs = output(Command::new("rpm").args(["-qp", "--configfiles"]).arg(&rpm));
     assert!(configs.contains("/etc/default/kubesup"));
     let scripts = output(Command::new("rpm").args(["-qp", "--scripts"]).arg(&rpm));
@@ -267,6 +287,34 @@ fn the_deb_and_the_rpm_carry_the_binary_units_config_completions_and_man_page() 
             "rpm lacks its {s} scriptlet:\n{scripts}"
         );
     }
+}
+
+/// The highest `GLIBC_X.Y` version named in `text` (readelf -V output, or rpm's requirements
+/// `libc.so.6(GLIBC_2.34)(64bit)`).
+fn highest_glibc(text: &str) -> Option<(u32, u32)> {
+    text.split("GLIBC_")
+        .skip(1)
+        .filter_map(|rest| {
+            let v: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut parts = v.split('.').map(str::parse::<u32>);
+            match (parts.next(), parts.next()) {
+                (Some(Ok(major)), Some(Ok(minor))) => Some((major, minor)),
+                _ => None,
+            }
+        })
+        .max()
+}
+
+#[test]
+fn glibc_versions_are_read_from_readelf_and_rpm_output() {
+    let readelf = "  0x0010:   Name: GLIBC_2.34  Flags: none  Version: 9\n  0x0020:   Name: GLIBC_2.3.4  Flags: none\n  Name: GLIBC_ABI_DT_RELR\n  Name: GLIBC_2.9";
+    assert_eq!(highest_glibc(readelf), Some((2, 34)));
+    let rpm = "libc.so.6()(64bit)\nlibc.so.6(GLIBC_2.36)(64bit)\nlibc.so.6(GLIBC_2.4)(64bit)";
+    assert_eq!(highest_glibc(rpm), Some((2, 36)));
+    assert_eq!(highest_glibc("no versions"), None);
 }
 
 /// A Debian root (debootstrap, cached), unpacked into a temp dir and removed on drop. Nothing is

@@ -259,18 +259,18 @@ async fn route_source(join_url: &str) -> Result<IpAddr, WorkerError> {
         target: join_url.to_string(),
         source,
     };
-    let url = reqwest::Url::parse(join_url).map_err(|e| {
+    let url = join_url.parse::<hyper::Uri>().map_err(|e| {
         invalid(
             "join",
             format!("{join_url:?} is not a URL ({e}); use e.g. https://10.0.0.1:9443"),
         )
     })?;
     let host = url
-        .host_str()
+        .host()
         .ok_or_else(|| invalid("join", format!("{join_url:?} names no host")))?
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
-    let port = url.port_or_known_default().unwrap_or(9443);
+    let port = crate::http::port_or_known_default(&url).unwrap_or(9443);
     let target: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(route_err)?

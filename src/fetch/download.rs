@@ -18,8 +18,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hyper::header::{CONTENT_RANGE, RANGE};
 use nix::fcntl::{Flock, FlockArg};
-use reqwest::header::{CONTENT_RANGE, RANGE};
 use sha2::{Digest, Sha256};
 use tokio::time::timeout;
 use tracing::{debug, warn};
@@ -28,6 +28,7 @@ use super::FetchError;
 use super::cache::{IO_BUF, io_err, unique_sibling};
 use super::mirror::Location;
 use super::progress::{Bar, Progress};
+use crate::http::{Client, HttpError, Response};
 
 /// Checksum files are a few hundred bytes; anything much larger is not one.
 const MAX_CHECKSUM_FILE: usize = 1 << 20;
@@ -35,7 +36,7 @@ const MAX_CHECKSUM_FILE: usize = 1 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub(crate) struct Downloader {
-    pub client: reqwest::Client,
+    pub client: Client,
     pub read_timeout: Duration,
     pub retries: u32,
     pub backoff: Duration,
@@ -262,14 +263,10 @@ impl Downloader {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    async fn send(
-        &self,
-        url: &str,
-        range_from: Option<u64>,
-    ) -> Result<reqwest::Response, FetchError> {
+    async fn send(&self, url: &str, range_from: Option<u64>) -> Result<Response, FetchError> {
         let mut req = self.client.get(url);
         if let Some(offset) = range_from {
-            req = req.header(RANGE, format!("bytes={offset}-"));
+            req = req.header(RANGE, &format!("bytes={offset}-"));
         }
         match timeout(self.read_timeout, req.send()).await {
             Err(_) => Err(FetchError::ReadTimeout {
@@ -277,10 +274,7 @@ impl Downloader {
                 after: self.read_timeout,
                 received: range_from.unwrap_or(0),
             }),
-            Ok(Err(source)) => Err(FetchError::Request {
-                url: url.into(),
-                source,
-            }),
+            Ok(Err(e)) => Err(FetchError::Request(e)),
             Ok(Ok(r)) => Ok(r),
         }
     }
@@ -290,7 +284,7 @@ impl Downloader {
     async fn next_chunk(
         &self,
         url: &str,
-        resp: &mut reqwest::Response,
+        resp: &mut Response,
         received: u64,
     ) -> Result<Option<bytes::Bytes>, FetchError> {
         match timeout(self.read_timeout, resp.chunk()).await {
@@ -299,11 +293,12 @@ impl Downloader {
                 after: self.read_timeout,
                 received,
             }),
-            Ok(Err(source)) => Err(FetchError::Body {
+            Ok(Err(HttpError::Body { source, .. })) => Err(FetchError::Body {
                 url: url.into(),
                 received,
                 source,
             }),
+            Ok(Err(e)) => Err(FetchError::Request(e)),
             Ok(Ok(c)) => Ok(c),
         }
     }
@@ -563,7 +558,7 @@ mod tests {
     #[tokio::test]
     async fn backoff_doubles_and_is_capped() {
         let d = Downloader {
-            client: reqwest::Client::new(),
+            client: Client::builder().build().unwrap(),
             read_timeout: Duration::from_secs(1),
             retries: 3,
             backoff: Duration::from_millis(100),

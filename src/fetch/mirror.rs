@@ -54,11 +54,14 @@ impl Source {
         };
         let lower = m.to_ascii_lowercase();
         if lower.starts_with("http://") || lower.starts_with("https://") {
-            let url = reqwest::Url::parse(m).map_err(|e| bad(&format!("not a URL ({e})")))?;
-            if url.host_str().is_none_or(str::is_empty) {
-                return Err(bad("the URL has no host"));
+            if m.contains('#') {
+                return Err(bad("the URL must not have a query or fragment"));
             }
-            if url.query().is_some() || url.fragment().is_some() {
+            let url = crate::http::parse_url(m).map_err(|e| match e {
+                crate::http::HttpError::BadUrl { reason, .. } => bad(reason),
+                other => bad(&other.to_string()),
+            })?;
+            if url.query().is_some() {
                 return Err(bad("the URL must not have a query or fragment"));
             }
             let mut base = url.to_string();
@@ -68,9 +71,7 @@ impl Source {
             return Ok(Source::Http(base));
         }
         let dir = if lower.starts_with("file:") {
-            let url = reqwest::Url::parse(m).map_err(|e| bad(&format!("not a URL ({e})")))?;
-            url.to_file_path()
-                .map_err(|()| bad("use file:///absolute/path (no host)"))?
+            file_url_path(m).ok_or_else(|| bad("use file:///absolute/path (no host)"))?
         } else if m.contains("://") {
             return Err(bad(
                 "unsupported scheme; use https://, http://, file:// or a directory",
@@ -98,6 +99,33 @@ impl Source {
             Source::Dir(dir) => Location::File(dir.join(rel)),
         }
     }
+}
+
+/// The path of a `file:` URL: `file:///abs/path` or `file://localhost/abs/path`, with `%XX`
+/// escapes decoded. `None` for another host or a relative path.
+fn file_url_path(url: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let rest = url.get("file:".len()..)?;
+    let path = match rest.strip_prefix("//") {
+        Some(r) => r.strip_prefix("localhost").unwrap_or(r),
+        None => rest,
+    };
+    if !path.starts_with('/') {
+        return None;
+    }
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let mut bytes = Vec::with_capacity(path.len());
+    let mut it = path.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex = [it.next()?, it.next()?];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            bytes.push(b);
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
 pub(crate) fn is_sha256_hex(s: &str) -> bool {
@@ -188,6 +216,17 @@ mod tests {
         assert!(Source::parse(Some("file://host/x")).is_err());
         assert!(Source::parse(Some("/nonexistent/kubesup-mirror")).is_err());
         assert!(Source::parse(Some("https://x/?a=b")).is_err());
+        assert!(Source::parse(Some("https://x/m#frag")).is_err());
+        assert!(Source::parse(Some("https:///m")).is_err());
+        assert_eq!(
+            file_url_path("file:///srv/a%20b/m"),
+            Some(PathBuf::from("/srv/a b/m"))
+        );
+        assert_eq!(
+            file_url_path("file://localhost/srv/m"),
+            Some(PathBuf::from("/srv/m"))
+        );
+        assert_eq!(file_url_path("file:relative/m"), None);
     }
 
     #[test]

@@ -15,308 +15,51 @@
 //! Must not: execute what it fetches, write outside the cache dir and the version's bin dir, or
 //! talk to anything but the configured mirror (or the upstream hosts when there is none).
 //!
-//! Module map: [`manifest`] (what and where), `mirror` (URL/path resolution, checksum files),
-//! `download` (streaming, hashing, resume, retry), `cache` (content-addressed store, links,
-//! re-verification), [`bundle`] (air gap), `progress` (bars or log lines).
+//! Module map: this file runs the jobs; [`manifest`] (what and where), `mirror` (URL/path
+//! resolution, checksum files), `download` (streaming, hashing, resume, retry), `extract`
+//! (release tarballs), `cache` (content-addressed store, links, re-verification), `record`
+//! (`fetched.json`), `error`, [`bundle`] (air gap), `progress` (bars or log lines). HTTP goes
+//! through [`crate::http`], with the system's trust store read only when a download goes to a
+//! public https host.
 
 pub mod bundle;
 mod cache;
 mod download;
+mod error;
+mod extract;
 pub mod manifest;
 mod mirror;
 mod progress;
+mod record;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::fsutil::FsError;
-use crate::model::Component;
+use crate::http::{Client, Trust};
 use crate::paths::Paths;
 
 pub use bundle::{BUNDLE_MANIFEST, BundleManifest, BundleSummary, load_bundle, write_bundle};
+pub use error::FetchError;
 pub use manifest::{Artifact, ReleaseManifest, VersionOverrides, host_arch, needed_artifacts};
 pub use mirror::Source;
+pub use record::{FetchedSet, RECORD_FILE, ResolvedBinary, SourceRecord};
 
-use cache::{ArchiveIndex, Cache, IO_BUF, io_err, unique_sibling, write_unique};
+use cache::{ArchiveIndex, Cache};
 use download::Downloader;
-use manifest::{Checksum, Content, Job, Select};
+use extract::extract;
+use manifest::{Checksum, Content, Job};
 use mirror::{is_sha256_hex, parse_checksum};
 use progress::Progress;
-
-/// Everything that can go wrong while fetching, verifying, caching or bundling.
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("{what} version {version:?} is not a release version; write it as vX.Y.Z")]
-    BadVersion { what: &'static str, version: String },
-    #[error("no release manifest for Kubernetes {version}: kubesup knows v1.{first} to v1.{last}")]
-    NoManifest {
-        version: String,
-        first: u64,
-        last: u64,
-    },
-    #[error(
-        "architecture {arch:?} is not supported; use amd64, arm64, arm, ppc64le, s390x or riscv64"
-    )]
-    UnsupportedArch { arch: String },
-    #[error("mirror {mirror:?}: {reason}")]
-    BadMirror { mirror: String, reason: String },
-    #[error("pinned checksum for {name} is not a SHA-256 (64 hex characters)")]
-    BadPin { name: String },
-    #[error("cannot set up the HTTP client")]
-    Client {
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("GET {url} failed")]
-    Request {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("GET {url}: nothing received for {after:?} (read timeout) after {received} bytes")]
-    ReadTimeout {
-        url: String,
-        after: Duration,
-        received: u64,
-    },
-    #[error("GET {url}: the connection broke after {received} bytes")]
-    Body {
-        url: String,
-        received: u64,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("GET {url}: the body ended after {received} of {expected} bytes")]
-    Truncated {
-        url: String,
-        received: u64,
-        expected: u64,
-    },
-    #[error("GET {url}: asked for bytes {offset}- and got Content-Range {got:?}; starting over")]
-    BadRange {
-        url: String,
-        offset: u64,
-        got: String,
-    },
-    #[error("{url}: not found (the mirror lacks it, or the version is not published)")]
-    NotFound { url: String },
-    #[error("GET {url}: HTTP {status}")]
-    Http { url: String, status: u16 },
-    #[error(
-        "sha256 mismatch for {url}: expected {expected}, got {actual} (the mirror or download is corrupt; re-sync the mirror or pin the right checksum)"
-    )]
-    HashMismatch {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error(
-        "no published checksum for {artifact} ({url}); pin one (fetch.checksums.{artifact} in the config) or pass --insecure-skip-verify"
-    )]
-    NoChecksum { artifact: String, url: String },
-    #[error("checksum file {url} has no entry for {file}")]
-    ChecksumEntry { url: String, file: String },
-    #[error("checksum file {url} {reason}")]
-    ChecksumFile { url: String, reason: &'static str },
-    #[error("cannot unpack {url}")]
-    Archive {
-        url: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{url} has no {member}")]
-    MissingMember { url: String, member: String },
-    #[error("cannot {action} {path}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "{path} is not a link to the cached binary sha256/{expected} (it points at {target}); run `kubesup fetch` again"
-    )]
-    NotCacheLink {
-        path: PathBuf,
-        target: PathBuf,
-        expected: String,
-    },
-    #[error("{path} has {actual} bytes, {expected} were recorded; run `kubesup fetch` again")]
-    SizeMismatch {
-        path: PathBuf,
-        expected: u64,
-        actual: u64,
-    },
-    #[error(
-        "{path} has mode {mode:o}: refusing to run a binary that is not executable or is group/world-writable"
-    )]
-    BadMode { path: PathBuf, mode: u32 },
-    #[error(
-        "{path} is corrupt: expected sha256 {expected}, got {actual}; it will not be run (run `kubesup fetch` again)"
-    )]
-    CorruptBinary {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-    #[error(
-        "{name} was not fetched for Kubernetes {version}; run `kubesup fetch --kube-version {version}`"
-    )]
-    NotFetched { name: String, version: String },
-    #[error(
-        "nothing was fetched for Kubernetes {version} (no {path}); run `kubesup fetch --kube-version {version}`"
-    )]
-    NoRecord { version: String, path: PathBuf },
-    #[error("cannot parse the fetch record {path}")]
-    Record {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("bundle {path}: {reason}")]
-    BundleFormat { path: PathBuf, reason: String },
-    #[error(
-        "bundle {path} is tampered or corrupt: {entry} has sha256 {actual}, its manifest says {expected}; nothing from it was installed"
-    )]
-    BundleTampered {
-        path: PathBuf,
-        entry: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("bundle {path}: {name} has sha256 {actual}, but the pinned checksum is {pinned}")]
-    BundlePin {
-        path: PathBuf,
-        name: String,
-        pinned: String,
-        actual: String,
-    },
-    #[error(transparent)]
-    Fs(#[from] FsError),
-    #[error("a fetch task failed")]
-    Task {
-        #[source]
-        source: tokio::task::JoinError,
-    },
-}
-
-impl FetchError {
-    /// Worth another attempt: the network or the server may do better next time.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Request { source, .. } => !source.is_builder() && !source.is_redirect(),
-            Self::ReadTimeout { .. }
-            | Self::Body { .. }
-            | Self::Truncated { .. }
-            | Self::BadRange { .. } => true,
-            Self::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            _ => false,
-        }
-    }
-}
-
-/// A binary ready to exec: `argv_prefix` goes before the component's own arguments (the
-/// `kube-apiserver` of `hyperkube kube-apiserver --flags`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResolvedBinary {
-    /// The named link in the version's bin dir (so `ps` shows `kube-apiserver`, not a hash).
-    pub path: PathBuf,
-    pub sha256: String,
-    pub size: u64,
-    #[serde(default)]
-    pub argv_prefix: Vec<String>,
-}
-
-/// Where one download came from and what it yielded; lets a later fetch of the same release
-/// resolve without the network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceRecord {
-    /// Path in the upstream layout.
-    pub rel: String,
-    /// Of the download itself (for an archive, of the tarball).
-    pub sha256: String,
-    pub size: u64,
-    /// False when it was accepted under `insecure_skip_verify` without any checksum.
-    pub verified: bool,
-    pub archive: bool,
-    /// Names of the binaries it provided.
-    pub binaries: Vec<String>,
-}
-
-/// The binaries fetched for one release, persisted as `fetched.json` in the version's bin dir.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FetchedSet {
-    pub kube_version: String,
-    pub arch: String,
-    pub bin_dir: PathBuf,
-    /// By binary name: component names (`kube-apiserver`, `etcd`), tools (`kubectl`,
-    /// `etcdctl`, `ctr`, `runc`) and CNI plugins (`cni/bridge`).
-    pub binaries: BTreeMap<String, ResolvedBinary>,
-    /// By download name (`kube-apiserver`, `hyperkube`, `etcd`, ...).
-    pub sources: BTreeMap<String, SourceRecord>,
-}
-
-pub const RECORD_FILE: &str = "fetched.json";
-
-impl FetchedSet {
-    pub fn record_path(paths: &Paths, kube_version: &str) -> PathBuf {
-        paths.bin_dir(kube_version).join(RECORD_FILE)
-    }
-
-    /// What an earlier fetch (or bundle load) recorded, without any network: the supervisor's
-    /// way to find its binaries after a restart.
-    /// `kube_version` may be given with or without its `v`.
-    pub fn load(paths: &Paths, kube_version: &str) -> Result<Self, FetchError> {
-        let version = manifest::normalize_version("Kubernetes", kube_version)?.0;
-        let path = Self::record_path(paths, &version);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(FetchError::NoRecord { version, path });
-            }
-            Err(e) => return Err(io_err("read", &path)(e)),
-        };
-        serde_json::from_slice(&bytes).map_err(|source| FetchError::Record { path, source })
-    }
-
-    fn save(&self) -> Result<(), FetchError> {
-        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        write_unique(&self.bin_dir.join(RECORD_FILE), &json, 0o644)
-    }
-
-    pub fn binary(&self, name: &str) -> Option<&ResolvedBinary> {
-        self.binaries.get(name)
-    }
-
-    pub fn component(&self, c: Component) -> Result<&ResolvedBinary, FetchError> {
-        self.binaries
-            .get(c.name())
-            .ok_or_else(|| FetchError::NotFetched {
-                name: c.name().into(),
-                version: self.kube_version.clone(),
-            })
-    }
-
-    /// The directory holding the CNI plugins (`--cni-bin-dir`, containerd's `bin_dir`), when
-    /// they were fetched.
-    pub fn cni_bin_dir(&self) -> Option<PathBuf> {
-        self.binaries
-            .keys()
-            .any(|k| k.starts_with("cni/"))
-            .then(|| self.bin_dir.join("cni"))
-    }
-}
+use record::read_record;
 
 /// Re-verifies `rb` right before it is executed; the supervisor calls it before every exec.
 ///
@@ -336,6 +79,10 @@ impl FetchedSet {
 pub fn verify_before_exec(rb: &ResolvedBinary) -> Result<(), FetchError> {
     cache::verify_binary(rb)
 }
+
+/// Redirects a download may follow (GitHub's take one, to its release storage); reqwest's limit,
+/// which kubesup used before.
+const MAX_REDIRECTS: usize = 10;
 
 /// How to fetch. [`FetchOptions::new`] gives the defaults.
 #[derive(Debug, Clone)]
@@ -469,9 +216,14 @@ impl Fetcher {
             }
             pinned.insert(name.clone(), hash);
         }
-        let client = reqwest::Client::builder()
+        // Release downloads answer 302 to a storage host; proxies are the environment's, as
+        // for any download tool. The trust store is read only if a download is https.
+        let client = Client::builder()
+            .trust(Trust::System)
             .connect_timeout(opts.connect_timeout)
             .user_agent(concat!("kubesup/", env!("CARGO_PKG_VERSION")))
+            .follow_redirects(MAX_REDIRECTS)
+            .proxy_from_env()
             .build()
             .map_err(|source| FetchError::Client { source })?;
         if opts.insecure_skip_verify {
@@ -848,95 +600,6 @@ fn cached_outputs(cache: &Cache, job: &Job, h: &str) -> Result<Option<Vec<Output
                 }
             }
             Ok(Some(index_outputs(&idx)))
-        }
-    }
-}
-
-/// Unpacks the selected members of a verified tarball into the cache, hashing each on the way.
-fn extract(
-    archive: &Path,
-    url: &str,
-    select: &Select,
-    link_prefix: &str,
-    cache: &Cache,
-) -> Result<ArchiveIndex, FetchError> {
-    let bad = |source: io::Error| FetchError::Archive {
-        url: url.to_string(),
-        source,
-    };
-    let f = fs::File::open(archive).map_err(io_err("open", archive))?;
-    let gz = flate2::read::GzDecoder::new(io::BufReader::with_capacity(IO_BUF, f));
-    let mut tar = tar::Archive::new(gz);
-    let tmp_dir = cache.tmp_dir();
-    fs::create_dir_all(&tmp_dir).map_err(io_err("create directory", &tmp_dir))?;
-    let mut idx = ArchiveIndex::default();
-    for entry in tar.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let member = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let Some(base) = select.pick(&member) else {
-            continue;
-        };
-        let name = format!("{link_prefix}{base}");
-        if idx.members.contains_key(&name) {
-            continue;
-        }
-        let tmp = unique_sibling(&tmp_dir.join(&base));
-        let copied = (|| -> Result<(String, u64), FetchError> {
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_err("create", &tmp))?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; IO_BUF];
-            let mut n_total = 0u64;
-            loop {
-                let n = entry.read(&mut buf).map_err(bad)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(io_err("write", &tmp))?;
-                n_total += n as u64;
-            }
-            out.sync_all().map_err(io_err("sync", &tmp))?;
-            let sha = hex::encode(h.finalize());
-            cache.place(&tmp, &sha, 0o755)?;
-            Ok((sha, n_total))
-        })();
-        match copied {
-            Ok(v) => {
-                idx.members.insert(name, v);
-            }
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        }
-    }
-    for r in select.required() {
-        if !idx.members.contains_key(&format!("{link_prefix}{r}")) {
-            return Err(FetchError::MissingMember {
-                url: url.to_string(),
-                member: (*r).to_string(),
-            });
-        }
-    }
-    Ok(idx)
-}
-
-fn read_record(bin_dir: &Path) -> Option<FetchedSet> {
-    let path = bin_dir.join(RECORD_FILE);
-    let bytes = fs::read(&path).ok()?;
-    match serde_json::from_slice(&bytes) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!(path = %path.display(), error = %e, "ignoring an unreadable fetch record");
-            None
         }
     }
 }

@@ -16,6 +16,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use super::token::{Token, ca_pin};
 use super::wire::{JoinRequest, JoinResponse};
+use crate::http::{HttpError, Trust};
 use crate::pki::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +29,10 @@ pub enum ClientError {
         expected: String,
         got: String,
     },
-    #[error("cannot reach the join API at {url}: {message}")]
-    Unreachable { url: String, message: String },
+    #[error("cannot reach the join API")]
+    Unreachable(#[source] HttpError),
+    #[error("cannot use the cluster CA or this node's current credentials for TLS")]
+    Tls(#[source] HttpError),
     #[error("the master refused to join this node ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("cannot make this node's keys or CSRs: {0}")]
@@ -52,44 +55,37 @@ pub struct Joined {
     pub response: JoinResponse,
 }
 
+/// A client of the join API: never through a proxy (the master is this cluster's own), and
+/// verified against `verify_with` only, or, without it, not at all: only for the CA bundle,
+/// whose authenticity the pin establishes.
 fn client(
     verify_with: Option<&str>,
-    identity: Option<reqwest::Identity>,
-) -> Result<reqwest::Client, String> {
-    let mut b = reqwest::Client::builder()
-        .no_proxy()
+    identity: Option<(&str, &str)>,
+) -> Result<crate::http::Client, ClientError> {
+    let mut b = crate::http::Client::builder()
         .timeout(Duration::from_secs(15))
-        .connect_timeout(Duration::from_secs(5));
-    b = match verify_with {
-        Some(ca) => {
-            let cert = reqwest::Certificate::from_pem(ca.as_bytes()).map_err(|e| e.to_string())?;
-            b.tls_certs_only([cert])
-        }
-        // Only for the CA bundle, whose authenticity the pin establishes.
-        None => b.tls_danger_accept_invalid_certs(true),
-    };
-    if let Some(id) = identity {
-        b = b.identity(id);
+        .connect_timeout(Duration::from_secs(5))
+        .trust(match verify_with {
+            Some(ca) => Trust::Ca(ca.as_bytes().to_vec()),
+            None => Trust::AnyCert,
+        });
+    if let Some((cert, key)) = identity {
+        b = b.identity(cert.as_bytes().to_vec(), key.as_bytes().to_vec());
     }
-    b.build().map_err(|e| e.to_string())
+    b.build().map_err(ClientError::Tls)
 }
 
 /// Fetches the CA bundle and checks it against the token's pin.
 pub async fn fetch_ca(join_url: &str, token: &Token) -> Result<String, ClientError> {
     let url = format!("{}/v1/ca", join_url.trim_end_matches('/'));
-    let unreachable = |message: String| ClientError::Unreachable {
-        url: url.clone(),
-        message,
-    };
-    let ca = client(None, None)
-        .map_err(&unreachable)?
+    let ca = client(None, None)?
         .get(&url)
         .send()
         .await
-        .map_err(|e| unreachable(e.to_string()))?
+        .map_err(ClientError::Unreachable)?
         .text()
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(ClientError::Unreachable)?;
     let got = ca_pin(&ca).map_err(|e| ClientError::Answer(e.to_string()))?;
     if got != token.ca_pin {
         return Err(ClientError::PinMismatch {
@@ -170,22 +166,18 @@ fn node_request(
 async fn post(
     join_url: &str,
     path: &str,
-    client: Result<reqwest::Client, String>,
+    client: crate::http::Client,
     bearer: Option<&str>,
     request: &JoinRequest,
 ) -> Result<JoinResponse, ClientError> {
     let url = format!("{}{path}", join_url.trim_end_matches('/'));
-    let unreachable = |message: String| ClientError::Unreachable {
-        url: url.clone(),
-        message,
-    };
-    let mut req = client.map_err(&unreachable)?.post(&url).json(request);
+    let mut req = client.post(&url).json(request);
     if let Some(b) = bearer {
-        req = req.bearer_auth(b);
+        req = req.bearer(b);
     }
-    let resp = req.send().await.map_err(|e| unreachable(e.to_string()))?;
+    let resp = req.send().await.map_err(ClientError::Unreachable)?;
     let status = resp.status();
-    let text = resp.text().await.map_err(|e| unreachable(e.to_string()))?;
+    let text = resp.text().await.map_err(ClientError::Unreachable)?;
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -215,7 +207,7 @@ pub async fn join(
     let response = post(
         join_url,
         "/v1/join",
-        client(Some(&ca), None),
+        client(Some(&ca), None)?,
         Some(bearer),
         &request,
     )
@@ -241,14 +233,10 @@ pub async fn renew(
     flannel: bool,
 ) -> Result<Joined, ClientError> {
     let (keys, request) = node_request(node_name, node_ips, flannel)?;
-    let mut pem = creds.cert.as_bytes().to_vec();
-    pem.extend_from_slice(creds.key.as_bytes());
-    let identity = reqwest::Identity::from_pem(&pem)
-        .map_err(|e| ClientError::Csr(format!("the current kubelet client credentials: {e}")))?;
     let response = post(
         join_url,
         "/v1/renew",
-        client(Some(creds.ca), Some(identity)),
+        client(Some(creds.ca), Some((creds.cert, creds.key)))?,
         None,
         &request,
     )

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tracing::debug;
 
+use crate::http::{ErrorChain, Trust};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("cannot read {path} for the probe")]
@@ -19,7 +21,11 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     #[error("cannot build the HTTP client for probe {url}")]
-    Client { url: String, source: reqwest::Error },
+    Client {
+        url: String,
+        #[source]
+        source: crate::http::HttpError,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,7 +69,7 @@ impl ProbeSpec {
 pub enum Prober {
     Tcp(SocketAddr, Duration),
     Unix(PathBuf, Duration),
-    Http(reqwest::Client, String),
+    Http(crate::http::Client, String),
 }
 
 impl Prober {
@@ -72,44 +78,25 @@ impl Prober {
             Probe::Tcp(addr) => Self::Tcp(*addr, spec.timeout),
             Probe::Unix(path) => Self::Unix(path.clone(), spec.timeout),
             Probe::Http { url, tls } => {
-                let mut b = reqwest::Client::builder()
+                // No proxy: probes go to this node's own components.
+                let mut b = crate::http::Client::builder()
                     .timeout(spec.timeout)
-                    .connect_timeout(spec.timeout)
-                    .no_proxy()
-                    .pool_max_idle_per_host(1);
-                match tls {
-                    // Plain HTTP. Without a root store of its own, reqwest would load the
-                    // system's (~150 certificates) into every such client, held for as long
-                    // as the probe runs, for a connection that never does TLS.
-                    None => b = b.tls_certs_only(std::iter::empty()),
+                    .connect_timeout(spec.timeout);
+                b = match tls {
+                    // Plain HTTP: no root store at all, held for as long as the probe runs,
+                    // for a connection that never does TLS.
+                    None => b.trust(Trust::PlainOnly),
                     Some(tls) => {
                         b = match &tls.ca {
-                            Some(ca) => {
-                                let pem = read(ca)?;
-                                let cert =
-                                    reqwest::Certificate::from_pem(&pem).map_err(|source| {
-                                        ProbeError::Client {
-                                            url: url.clone(),
-                                            source,
-                                        }
-                                    })?;
-                                b.tls_certs_only([cert])
-                            }
-                            None => b.tls_danger_accept_invalid_certs(true),
+                            Some(ca) => b.trust(Trust::Ca(read(ca)?)),
+                            None => b.trust(Trust::AnyCert),
                         };
-                        if let Some((cert, key)) = &tls.client {
-                            let mut pem = read(cert)?;
-                            pem.extend(read(key)?);
-                            let id = reqwest::Identity::from_pem(&pem).map_err(|source| {
-                                ProbeError::Client {
-                                    url: url.clone(),
-                                    source,
-                                }
-                            })?;
-                            b = b.identity(id);
+                        match &tls.client {
+                            Some((cert, key)) => b.identity(read(cert)?, read(key)?),
+                            None => b,
                         }
                     }
-                }
+                };
                 let client = b.build().map_err(|source| ProbeError::Client {
                     url: url.clone(),
                     source,
@@ -136,7 +123,7 @@ impl Prober {
                     false
                 }
                 Err(e) => {
-                    debug!(url, error = %e, "probe failed");
+                    debug!(url, error = %ErrorChain(&e), "probe failed");
                     false
                 }
             },
