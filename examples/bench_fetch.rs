@@ -95,7 +95,8 @@ fn run_kubesup(
     let mut artifacts: Vec<Artifact> = KUBE.iter().filter_map(|n| Artifact::from_name(n)).collect();
     artifacts.push(Artifact::Etcd);
     let t = Instant::now();
-    let set = rt.block_on(fetcher.fetch(VERSION, &artifacts))?;
+    let version = kubesup::model::KubeVersion::parse(VERSION).ok_or("bad version")?;
+    let set = rt.block_on(fetcher.fetch(&version, &artifacts))?;
     let took = t.elapsed();
     if set.binaries.len() != KUBE.len() + 2 {
         return Err(format!("fetched {} binaries", set.binaries.len()).into());

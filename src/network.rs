@@ -37,7 +37,7 @@ pub async fn ensure_cni_config(cfg: &Config, kube: &Kube) {
                         cni::bridge_conflist(cidr, &cfg.paths.cni_ipam_dir(), "kubesup0")
                     }
                     Network::Flannel => cni::flannel_conflist(
-                        &cfg.paths.component_dir("flanneld").join("subnet.env"),
+                        &cfg.paths.flannel_subnet_file(),
                         &cfg.paths.cni_ipam_dir(),
                     ),
                 };

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::Component;
+
 /// The on-disk layout below one data dir (default `/var/lib/kubesup`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -60,12 +62,28 @@ impl Paths {
 
     /// Per-version directory of named links into the cache (`bin/v1.20.2/kube-apiserver`).
     pub fn bin_dir(&self, version: &str) -> PathBuf {
-        self.root.join("bin").join(version)
+        self.bin_root().join(version)
+    }
+
+    /// Every version's bin dir lives here.
+    pub fn bin_root(&self) -> PathBuf {
+        self.root.join("bin")
     }
 
     /// Generated config files and argv of one component (`components/kubelet/...`).
-    pub fn component_dir(&self, component: &str) -> PathBuf {
-        self.root.join("components").join(component)
+    pub fn component_dir(&self, component: Component) -> PathBuf {
+        self.root.join("components").join(component.name())
+    }
+
+    /// The versioned config file of a component that takes one (kubelet, kube-proxy,
+    /// kube-scheduler).
+    pub fn component_config(&self, component: Component) -> PathBuf {
+        self.component_dir(component).join("config.yaml")
+    }
+
+    /// Where flanneld writes this node's subnet lease, which flannel's CNI plugin reads.
+    pub fn flannel_subnet_file(&self) -> PathBuf {
+        self.component_dir(Component::Flanneld).join("subnet.env")
     }
 
     pub fn etcd_data_dir(&self) -> PathBuf {

@@ -186,7 +186,7 @@ pub async fn fetch_binaries(
     role: NodeRole,
 ) -> Result<(FetchedSet, fetch::ReleaseManifest), BuildError> {
     let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
-    let manifest = fetcher.manifest(&cfg.kube_version.to_string())?;
+    let manifest = fetcher.manifest(&cfg.kube_version)?;
     let mut artifacts = fetch::needed_artifacts(role, cfg.network);
     if role.runs_pods()
         && cfg.containerd.binary.is_none()
@@ -194,9 +194,7 @@ pub async fn fetch_binaries(
     {
         artifacts.extend(fetch::Artifact::RUNTIME);
     }
-    let set = fetcher
-        .fetch(&cfg.kube_version.to_string(), &artifacts)
-        .await?;
+    let set = fetcher.fetch(&cfg.kube_version, &artifacts).await?;
     Ok((set, manifest))
 }
 

@@ -209,6 +209,10 @@ impl Server {
 
 const V: &str = "v1.20.2";
 
+fn v() -> kubesup::model::KubeVersion {
+    kubesup::model::KubeVersion::parse(V).unwrap()
+}
+
 /// Every test's deadline: a hang is a failure, not a stuck CI job.
 async fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
@@ -352,7 +356,7 @@ async fn fetch_good_file_verifies_links_records_and_is_not_downloaded_twice() {
         let node = Node::new();
         let set = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::KubeApiserver])
+            .fetch(&v(), &[Artifact::KubeApiserver])
             .await
             .unwrap();
 
@@ -371,12 +375,12 @@ async fn fetch_good_file_verifies_links_records_and_is_not_downloaded_twice() {
         verify_before_exec(rb).unwrap();
         assert!(files_under(&node.cache().join("partial")).is_empty());
         // The record resolves without any network.
-        assert_eq!(FetchedSet::load(&node.paths(), V).unwrap(), set);
+        assert_eq!(FetchedSet::load(&node.paths(), &v()).unwrap(), set);
 
         // Again: the record and cache answer; not even the checksum is requested.
         let again = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::KubeApiserver])
+            .fetch(&v(), &[Artifact::KubeApiserver])
             .await
             .unwrap();
         assert_eq!(again, set);
@@ -393,7 +397,7 @@ async fn fetch_good_file_verifies_links_records_and_is_not_downloaded_twice() {
         o.cache_dir = node.cache();
         let set2 = Fetcher::new(o)
             .unwrap()
-            .fetch(V, &[Artifact::KubeApiserver])
+            .fetch(&v(), &[Artifact::KubeApiserver])
             .await
             .unwrap();
         assert_eq!(set2.binary("kube-apiserver").unwrap().sha256, rb.sha256);
@@ -414,7 +418,7 @@ async fn fetch_wrong_hash_is_refused_and_nothing_is_cached() {
         let node = Node::new();
         let err = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::Kubelet])
+            .fetch(&v(), &[Artifact::Kubelet])
             .await
             .unwrap_err();
         let msg = err.to_string();
@@ -446,7 +450,7 @@ async fn fetch_truncated_body_fails_after_bounded_retries_keeping_a_resumable_pa
         let node = Node::new();
         let err = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::KubeProxy])
+            .fetch(&v(), &[Artifact::KubeProxy])
             .await
             .unwrap_err();
         assert!(err.is_transient(), "{err:?}");
@@ -472,7 +476,7 @@ async fn fetch_not_found_and_missing_checksum() {
         let node = Node::new();
         let err = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::KubeScheduler])
+            .fetch(&v(), &[Artifact::KubeScheduler])
             .await
             .unwrap_err();
         assert!(
@@ -487,7 +491,7 @@ async fn fetch_not_found_and_missing_checksum() {
         s.put(&rel, fake_binary("kubectl", 1000), Behavior::Good);
         let err = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::Kubectl])
+            .fetch(&v(), &[Artifact::Kubectl])
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::NoChecksum { .. }), "{err:?}");
@@ -519,7 +523,7 @@ async fn fetch_slow_reply_hits_the_read_timeout() {
         let started = Instant::now();
         let err = Fetcher::new(o)
             .unwrap()
-            .fetch(V, &[Artifact::KubeControllerManager])
+            .fetch(&v(), &[Artifact::KubeControllerManager])
             .await
             .unwrap_err();
         assert!(
@@ -554,7 +558,7 @@ async fn fetch_resumes_with_range_after_a_dropped_connection() {
         let node = Node::new();
         let set = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::Kubelet])
+            .fetch(&v(), &[Artifact::Kubelet])
             .await
             .unwrap();
         assert_eq!(
@@ -584,7 +588,7 @@ async fn fetch_resumes_a_partial_left_by_an_earlier_run() {
         assert!(
             Fetcher::new(o)
                 .unwrap()
-                .fetch(V, &[Artifact::KubeProxy])
+                .fetch(&v(), &[Artifact::KubeProxy])
                 .await
                 .is_err()
         );
@@ -592,7 +596,7 @@ async fn fetch_resumes_a_partial_left_by_an_earlier_run() {
         s.put(&rel, body.clone(), Behavior::Good);
         let set = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::KubeProxy])
+            .fetch(&v(), &[Artifact::KubeProxy])
             .await
             .unwrap();
         assert_eq!(s.requests(&rel)[1].as_deref(), Some("bytes=70000-"));
@@ -623,7 +627,7 @@ async fn fetch_from_file_url_and_directory_mirrors() {
             let node = Node::new();
             let set = node
                 .fetcher(&mirror)
-                .fetch(V, &[Artifact::KubeApiserver, Artifact::Kubelet])
+                .fetch(&v(), &[Artifact::KubeApiserver, Artifact::Kubelet])
                 .await
                 .unwrap();
             assert_eq!(set.binary("kube-apiserver").unwrap().sha256, sha(&api));
@@ -637,7 +641,7 @@ async fn fetch_from_file_url_and_directory_mirrors() {
         let node = Node::new();
         let err = node
             .fetcher(&mirror_dir)
-            .fetch(V, &[Artifact::Kubelet])
+            .fetch(&v(), &[Artifact::Kubelet])
             .await
             .unwrap_err();
         assert!(
@@ -678,7 +682,7 @@ async fn fetch_etcd_tarball_verified_by_sha256sums_then_extracted() {
         o.etcd_version = Some("3.4.23".into());
         let set = Fetcher::new(o.clone())
             .unwrap()
-            .fetch(V, &[Artifact::Etcd])
+            .fetch(&v(), &[Artifact::Etcd])
             .await
             .unwrap();
         let e = set.component(kubesup::model::Component::Etcd).unwrap();
@@ -698,7 +702,7 @@ async fn fetch_etcd_tarball_verified_by_sha256sums_then_extracted() {
         o2.cache_dir = node.cache();
         let set2 = Fetcher::new(o2)
             .unwrap()
-            .fetch(V, &[Artifact::Etcd])
+            .fetch(&v(), &[Artifact::Etcd])
             .await
             .unwrap();
         assert_eq!(set2.binary("etcd").unwrap().sha256, sha(&etcd));
@@ -712,7 +716,7 @@ async fn fetch_etcd_tarball_verified_by_sha256sums_then_extracted() {
         o3.etcd_version = Some("v3.4.23".into());
         let err = Fetcher::new(o3)
             .unwrap()
-            .fetch(V, &[Artifact::Etcd])
+            .fetch(&v(), &[Artifact::Etcd])
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::HashMismatch { .. }), "{err:?}");
@@ -734,7 +738,7 @@ async fn fetch_hyperkube_for_an_old_version() {
         let set = node
             .fetcher(&s.base)
             .fetch(
-                old,
+                &kubesup::model::KubeVersion::parse(old).unwrap(),
                 &[
                     Artifact::KubeApiserver,
                     Artifact::KubeScheduler,
@@ -771,7 +775,7 @@ async fn fetch_pinned_checksum_wins_over_the_published_one() {
         let node = Node::new();
         let mut o = node.opts(&s.base);
         o.pinned = BTreeMap::from([("kubelet".to_string(), sha(&body).to_uppercase())]);
-        let set = Fetcher::new(o).unwrap().fetch(V, &[Artifact::Kubelet]).await.unwrap();
+        let set = Fetcher::new(o).unwrap().fetch(&v(), &[Artifact::Kubelet]).await.unwrap();
         assert_eq!(set.binary("kubelet").unwrap().sha256, sha(&body));
         assert!(s.requests(&format!("{rel}.sha256")).is_empty(), "a pin needs no published checksum");
 
@@ -780,7 +784,7 @@ async fn fetch_pinned_checksum_wins_over_the_published_one() {
         let node = Node::new();
         let mut o = node.opts(&s.base);
         o.pinned = BTreeMap::from([("kubelet".to_string(), sha(b"other"))]);
-        let err = Fetcher::new(o).unwrap().fetch(V, &[Artifact::Kubelet]).await.unwrap_err();
+        let err = Fetcher::new(o).unwrap().fetch(&v(), &[Artifact::Kubelet]).await.unwrap_err();
         assert!(matches!(err, FetchError::HashMismatch { ref expected, .. } if *expected == sha(b"other")), "{err:?}");
         assert!(assert_nothing_cached(&node.cache()).is_empty());
 
@@ -802,7 +806,7 @@ async fn fetch_insecure_skip_verify_is_required_without_any_checksum() {
         let node = Node::new();
         let err = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::Flanneld])
+            .fetch(&v(), &[Artifact::Flanneld])
             .await
             .unwrap_err();
         assert!(
@@ -815,7 +819,7 @@ async fn fetch_insecure_skip_verify_is_required_without_any_checksum() {
         o.insecure_skip_verify = true;
         let set = Fetcher::new(o.clone())
             .unwrap()
-            .fetch(V, &[Artifact::Flanneld])
+            .fetch(&v(), &[Artifact::Flanneld])
             .await
             .unwrap();
         let rb = set.binary("flanneld").unwrap();
@@ -829,7 +833,7 @@ async fn fetch_insecure_skip_verify_is_required_without_any_checksum() {
         s.put(&krel, fake_binary("kube-proxy", 1000), Behavior::Good);
         let err = Fetcher::new(o)
             .unwrap()
-            .fetch(V, &[Artifact::KubeProxy])
+            .fetch(&v(), &[Artifact::KubeProxy])
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::HashMismatch { .. }), "{err:?}");
@@ -852,7 +856,7 @@ async fn fetch_verify_before_exec_catches_a_changed_binary_and_refetch_repairs_i
         let node = Node::new();
         let set = node
             .fetcher(mirror)
-            .fetch(V, &[Artifact::KubeScheduler])
+            .fetch(&v(), &[Artifact::KubeScheduler])
             .await
             .unwrap();
         let rb = set.binary("kube-scheduler").unwrap().clone();
@@ -885,7 +889,7 @@ async fn fetch_verify_before_exec_catches_a_changed_binary_and_refetch_repairs_i
         // A new fetch notices the corrupt cache entry and replaces it.
         let set = node
             .fetcher(mirror)
-            .fetch(V, &[Artifact::KubeScheduler])
+            .fetch(&v(), &[Artifact::KubeScheduler])
             .await
             .unwrap();
         verify_before_exec(set.binary("kube-scheduler").unwrap()).unwrap();
@@ -900,7 +904,7 @@ async fn fetch_container_runtime_artifacts_when_asked() {
         let m = tempfile::tempdir().unwrap();
         let node = Node::new();
         let fetcher = node.fetcher(m.path().to_str().unwrap());
-        let rm = fetcher.manifest(V).unwrap();
+        let rm = fetcher.manifest(&v()).unwrap();
 
         let (cv, bare) = (
             &rm.containerd_version,
@@ -954,7 +958,7 @@ async fn fetch_container_runtime_artifacts_when_asked() {
             format!("{}  cni-plugins-linux-amd64-{nv}.tgz\n", sha(&n_tgz)).as_bytes(),
         );
 
-        let set = fetcher.fetch(V, &Artifact::RUNTIME).await.unwrap();
+        let set = fetcher.fetch(&v(), &Artifact::RUNTIME).await.unwrap();
         let c = set
             .component(kubesup::model::Component::Containerd)
             .unwrap();
@@ -975,7 +979,7 @@ async fn fetch_container_runtime_artifacts_when_asked() {
         let other = Node::new();
         let err = other
             .fetcher(m.path().to_str().unwrap())
-            .fetch(V, &[Artifact::CniPlugins])
+            .fetch(&v(), &[Artifact::CniPlugins])
             .await
             .unwrap_err();
         assert!(
@@ -1023,14 +1027,14 @@ async fn fetch_bundle_round_trip_and_a_tampered_bundle_is_refused() {
         let fetcher = Fetcher::new(o).unwrap();
         let set = fetcher
             .fetch(
-                V,
+                &v(),
                 &[Artifact::KubeApiserver, Artifact::Kubelet, Artifact::Etcd],
             )
             .await
             .unwrap();
         let bundle = online.data.join("bundle.tar");
         let summary = fetcher
-            .write_bundle(&set, &fetcher.manifest(V).unwrap(), &bundle)
+            .write_bundle(&set, &fetcher.manifest(&v()).unwrap(), &bundle)
             .await
             .unwrap();
         assert_eq!(summary.binaries, 4);
@@ -1047,10 +1051,10 @@ async fn fetch_bundle_round_trip_and_a_tampered_bundle_is_refused() {
             assert!(rb.path.starts_with(offline.paths().bin_dir(V)));
             verify_before_exec(rb).unwrap();
         }
-        assert_eq!(FetchedSet::load(&offline.paths(), V).unwrap(), loaded);
+        assert_eq!(FetchedSet::load(&offline.paths(), &v()).unwrap(), loaded);
         // And `fetch` there resolves from the record without the network.
         let again = f2
-            .fetch(V, &[Artifact::KubeApiserver, Artifact::Kubelet])
+            .fetch(&v(), &[Artifact::KubeApiserver, Artifact::Kubelet])
             .await
             .unwrap();
         assert_eq!(again.binaries["kubelet"].sha256, sha(&kubelet));
@@ -1075,7 +1079,7 @@ async fn fetch_bundle_round_trip_and_a_tampered_bundle_is_refused() {
             "{:?}",
             files_under(&victim.cache())
         );
-        assert!(!FetchedSet::record_path(&victim.paths(), V).exists());
+        assert!(!FetchedSet::record_path(&victim.paths(), &v()).exists());
 
         // A bundle whose binary contradicts a pinned checksum is refused too.
         let mut op = victim.opts("http://127.0.0.1:9/");
@@ -1163,7 +1167,7 @@ async fn no_trust_store_child() {
         serve_kube(&s, V, "kubectl", &body);
         let set = node
             .fetcher(&s.base)
-            .fetch(V, &[Artifact::Kubectl])
+            .fetch(&v(), &[Artifact::Kubectl])
             .await
             .unwrap();
         assert_eq!(set.binary("kubectl").unwrap().sha256, sha(&body));
@@ -1178,7 +1182,7 @@ async fn no_trust_store_child() {
         let other = Node::new();
         other
             .fetcher(mirror.path().to_str().unwrap())
-            .fetch(V, &[Artifact::Kubectl])
+            .fetch(&v(), &[Artifact::Kubectl])
             .await
             .unwrap();
 
@@ -1187,7 +1191,7 @@ async fn no_trust_store_child() {
         let https = Node::new();
         let err = https
             .fetcher("https://127.0.0.1:9/mirror")
-            .fetch(V, &[Artifact::Kubectl])
+            .fetch(&v(), &[Artifact::Kubectl])
             .await
             .unwrap_err();
         let msg = err.to_string();

@@ -57,13 +57,12 @@ async fn fetch(cfg: Config, a: FetchArgs) -> Result<(), FetchError> {
     if a.with_runtime {
         artifacts.extend(Artifact::RUNTIME);
     }
-    let version = cfg.kube_version.to_string();
-    let set = fetcher.fetch(&version, &artifacts).await?;
+    let set = fetcher.fetch(&cfg.kube_version, &artifacts).await?;
     for (name, b) in &set.binaries {
         println!("{name:<28} {}  {}", &b.sha256[..12], b.path.display());
     }
     if let Some(out) = &a.bundle {
-        let manifest = fetcher.manifest(&version)?;
+        let manifest = fetcher.manifest(&cfg.kube_version)?;
         let summary = fetcher.write_bundle(&set, &manifest, out).await?;
         println!(
             "wrote {} ({} binaries, {} bytes)",

@@ -26,6 +26,7 @@ use crate::cli::ResetArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::ConfigError;
 use crate::errors::Exit;
+use crate::model::Component;
 use crate::paths::Paths;
 use crate::supervise::{Exec, Procs, control, lock::DataDirLock, pidfile};
 
@@ -160,9 +161,7 @@ pub fn plan(paths: &Paths) -> Vec<String> {
 /// Whether `dir` looks like a kubesup data dir (so a typo in `--data-dir` cannot delete an
 /// unrelated directory).
 fn is_kubesup_dir(paths: &Paths) -> bool {
-    paths.lock_file().exists()
-        || paths.pki().dir().exists()
-        || paths.data_dir().join("bin").exists()
+    paths.lock_file().exists() || paths.pki().dir().exists() || paths.bin_root().exists()
 }
 
 pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
@@ -297,7 +296,7 @@ async fn stop_pods(paths: &Paths) -> usize {
 
 /// The `cgroupRoot` of the KubeletConfiguration kubesup wrote, when it is not `/`.
 fn kubelet_cgroup_root(paths: &Paths) -> Option<String> {
-    let text = std::fs::read_to_string(paths.component_dir("kubelet").join("config.yaml")).ok()?;
+    let text = std::fs::read_to_string(paths.component_config(Component::Kubelet)).ok()?;
     let doc: serde_json::Value = serde_yaml_ng::from_str(&text).ok()?;
     let root = doc["cgroupRoot"].as_str()?.trim_end_matches('/');
     (!root.is_empty() && root != "/").then(|| root.to_string())
@@ -366,7 +365,7 @@ async fn capture(program: &Path, args: &[&str]) -> Option<String> {
 
 /// Any version's fetched copy of a binary.
 fn fetched_binary(paths: &Paths, name: &str) -> Option<PathBuf> {
-    let bin = paths.data_dir().join("bin");
+    let bin = paths.bin_root();
     std::fs::read_dir(bin)
         .ok()?
         .filter_map(|e| e.ok())

@@ -7,7 +7,7 @@ pub(super) fn build(ctx: &NodeContext) -> Built {
     let cfg = ctx.cfg;
     let pki = cfg.paths.pki();
     let client = pki.flannel_etcd_client();
-    let subnet_file = cfg.paths.component_dir("flanneld").join("subnet.env");
+    let subnet_file = cfg.paths.flannel_subnet_file();
     let args = vec![
         flag("etcd-endpoints", ctx.etcd_servers.join(",")),
         flag("etcd-cafile", path_str(&pki.etcd_ca().cert)),

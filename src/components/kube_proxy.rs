@@ -25,7 +25,7 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
         // network namespace, and the distribution's defaults are fine.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
     });
-    let file = p.component_dir("kube-proxy").join("config.yaml");
+    let file = p.component_config(Component::KubeProxy);
     let args = vec![flag("config", path_str(&file))];
     let probe = ProbeSpec::new(Probe::Http {
         url: format!("http://127.0.0.1:{}/healthz", cfg.ports.kube_proxy_healthz),

@@ -53,7 +53,7 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
     if flags::kubelet_runtime_endpoint_in_config(v) {
         doc["containerRuntimeEndpoint"] = json!(endpoint);
     }
-    let file = p.component_dir("kubelet").join("config.yaml");
+    let file = p.component_config(Component::Kubelet);
     let mut args = vec![
         flag("config", path_str(&file)),
         flag(

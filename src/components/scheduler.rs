@@ -27,10 +27,7 @@ pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
         doc["healthzBindAddress"] = json!(format!("127.0.0.1:{insecure}"));
         doc["metricsBindAddress"] = json!(format!("127.0.0.1:{insecure}"));
     }
-    let file = cfg
-        .paths
-        .component_dir("kube-scheduler")
-        .join("config.yaml");
+    let file = cfg.paths.component_config(Component::KubeScheduler);
     let args = vec![
         flag("config", path_str(&file)),
         flag("authentication-kubeconfig", &kubeconfig),

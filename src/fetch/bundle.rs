@@ -24,6 +24,7 @@ use super::cache::{Cache, IO_BUF, io_err, unique_sibling};
 use super::manifest::ReleaseManifest;
 use super::mirror::is_sha256_hex;
 use super::{FetchError, FetchedSet, ResolvedBinary, SourceRecord};
+use crate::model::KubeVersion;
 use crate::paths::Paths;
 
 /// Name of the manifest entry, always the first in the tar.
@@ -209,12 +210,9 @@ fn validate(
         )));
     }
     // The version names a directory; it must be exactly what the manifest table would make.
-    let same = ReleaseManifest::resolve(
-        &bm.release.kube_version,
-        &bm.release.arch,
-        &Default::default(),
-    )
-    .is_ok_and(|m| m.kube_version == bm.release.kube_version);
+    let same = KubeVersion::parse(&bm.release.kube_version)
+        .and_then(|v| ReleaseManifest::resolve(&v, &bm.release.arch, &Default::default()).ok())
+        .is_some_and(|m| m.kube_version == bm.release.kube_version);
     if !same {
         return Err(bad(format!(
             "bad release {:?}/{:?}",

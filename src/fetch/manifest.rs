@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FetchError;
 
-use crate::model::{Component, Network, NodeRole, Role};
+use crate::model::{Component, KubeVersion, Network, NodeRole, Role};
 
 /// What can be fetched. One artifact may yield several binaries (the etcd tarball yields `etcd`
 /// and `etcdctl`), and several artifacts may share one download (`hyperkube`).
@@ -225,8 +225,10 @@ pub struct ReleaseManifest {
     pub cni_plugins_version: String,
 }
 
-/// Parses `v1.2.3` or `1.2.3` and returns it normalised with a leading `v`. Going through semver
-/// is what keeps a version from carrying `/` or `..` into a URL or a path.
+/// Parses the version of a release kubesup pairs with Kubernetes (etcd, flannel, containerd,
+/// ...), `v1.2.3` or `1.2.3` as those projects are inconsistent about the `v`, and returns it
+/// normalised with a leading `v`. Going through semver is what keeps a version from carrying
+/// `/` or `..` into a URL or a path. Kubernetes' own version is a [`KubeVersion`].
 pub(crate) fn normalize_version(
     what: &'static str,
     v: &str,
@@ -243,13 +245,14 @@ pub(crate) fn normalize_version(
 }
 
 impl ReleaseManifest {
-    /// The manifest for `kube_version` (`v1.20.2`) on `arch`, with the caller's overrides.
+    /// The manifest for `kube` on `arch`, with the caller's overrides. The version is already
+    /// typed ([`KubeVersion::parse`] is the one parser), which is also what keeps it from
+    /// carrying `/` or `..` into a URL or a path.
     pub fn resolve(
-        kube_version: &str,
+        kube: &KubeVersion,
         arch: &str,
         overrides: &VersionOverrides,
     ) -> Result<Self, FetchError> {
-        let (kube, parsed) = normalize_version("Kubernetes", kube_version)?;
         if !ARCHES.contains(&arch) {
             return Err(FetchError::UnsupportedArch {
                 arch: arch.to_string(),
@@ -261,9 +264,9 @@ impl ReleaseManifest {
         };
         let row = TABLE
             .iter()
-            .find(|r| parsed.major == 1 && r.minor == parsed.minor)
+            .find(|r| kube.major == 1 && r.minor == kube.minor)
             .ok_or_else(|| FetchError::NoManifest {
-                version: kube.clone(),
+                version: kube.to_string(),
                 first,
                 last,
             })?;
@@ -272,9 +275,9 @@ impl ReleaseManifest {
             None => Ok(default.to_string()),
         };
         Ok(Self {
-            kube_version: kube,
+            kube_version: kube.to_string(),
             arch: arch.to_string(),
-            hyperkube: parsed.minor <= LAST_HYPERKUBE_MINOR,
+            hyperkube: kube.minor <= LAST_HYPERKUBE_MINOR,
             etcd_version: pick("etcd", &overrides.etcd, row.etcd)?,
             flannel_version: pick("flannel", &overrides.flannel, row.flannel)?,
             containerd_version: pick("containerd", &overrides.containerd, row.containerd)?,
@@ -566,8 +569,12 @@ mod tests {
     use super::*;
     use crate::model::DEFAULT_KUBE_VERSION;
 
+    fn kv(v: &str) -> KubeVersion {
+        KubeVersion::parse(v).unwrap()
+    }
+
     fn m(v: &str) -> ReleaseManifest {
-        ReleaseManifest::resolve(v, "amd64", &VersionOverrides::default()).unwrap()
+        ReleaseManifest::resolve(&kv(v), "amd64", &VersionOverrides::default()).unwrap()
     }
 
     #[test]
@@ -589,22 +596,20 @@ mod tests {
     fn unknown_minor_and_garbage_are_refused() {
         let none = VersionOverrides::default();
         assert!(matches!(
-            ReleaseManifest::resolve("v1.99.0", "amd64", &none),
+            ReleaseManifest::resolve(&kv("v1.99.0"), "amd64", &none),
             Err(FetchError::NoManifest { .. })
         ));
+        // A version that could name a path never becomes a KubeVersion.
+        assert_eq!(KubeVersion::parse("v1.20/../x"), None);
         assert!(matches!(
-            ReleaseManifest::resolve("v1.20/../x", "amd64", &none),
-            Err(FetchError::BadVersion { .. })
-        ));
-        assert!(matches!(
-            ReleaseManifest::resolve("v1.20.2", "mips", &none),
+            ReleaseManifest::resolve(&kv("v1.20.2"), "mips", &none),
             Err(FetchError::UnsupportedArch { .. })
         ));
         let evil = VersionOverrides {
             etcd: Some("3.4.23/../../x".into()),
             ..Default::default()
         };
-        assert!(ReleaseManifest::resolve("v1.20.2", "amd64", &evil).is_err());
+        assert!(ReleaseManifest::resolve(&kv("v1.20.2"), "amd64", &evil).is_err());
     }
 
     #[test]
@@ -613,7 +618,7 @@ mod tests {
             etcd: Some("3.4.23".into()),
             ..Default::default()
         };
-        let r = ReleaseManifest::resolve("1.20.2", "amd64", &o).unwrap();
+        let r = ReleaseManifest::resolve(&kv("v1.20.2"), "amd64", &o).unwrap();
         assert_eq!(r.kube_version, "v1.20.2");
         assert_eq!(r.etcd_version, "v3.4.23");
         let jobs = r.jobs(&[Artifact::Etcd]);

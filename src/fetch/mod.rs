@@ -45,6 +45,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::http::{Client, Trust};
+use crate::model::KubeVersion;
 use crate::paths::Paths;
 
 pub use bundle::{BUNDLE_MANIFEST, BundleManifest, BundleSummary, load_bundle, write_bundle};
@@ -250,7 +251,7 @@ impl Fetcher {
     }
 
     /// The release manifest `fetch` would use for `kube_version`.
-    pub fn manifest(&self, kube_version: &str) -> Result<ReleaseManifest, FetchError> {
+    pub fn manifest(&self, kube_version: &KubeVersion) -> Result<ReleaseManifest, FetchError> {
         let o = &self.inner.opts;
         ReleaseManifest::resolve(kube_version, &o.arch, &o.overrides())
     }
@@ -260,7 +261,7 @@ impl Fetcher {
     /// the version, including those of earlier fetches.
     pub async fn fetch(
         &self,
-        kube_version: &str,
+        kube_version: &KubeVersion,
         artifacts: &[Artifact],
     ) -> Result<FetchedSet, FetchError> {
         let manifest = self.manifest(kube_version)?;
@@ -352,7 +353,7 @@ impl Fetcher {
     }
 
     /// What an earlier fetch recorded for `kube_version` (no network).
-    pub fn resolve_offline(&self, kube_version: &str) -> Result<FetchedSet, FetchError> {
+    pub fn resolve_offline(&self, kube_version: &KubeVersion) -> Result<FetchedSet, FetchError> {
         FetchedSet::load(&self.inner.opts.paths, kube_version)
     }
 

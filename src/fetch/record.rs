@@ -12,8 +12,7 @@ use tracing::warn;
 
 use super::FetchError;
 use super::cache::{io_err, write_unique};
-use super::manifest;
-use crate::model::Component;
+use crate::model::{Component, KubeVersion};
 use crate::paths::Paths;
 
 /// A binary ready to exec: `argv_prefix` goes before the component's own arguments (the
@@ -60,16 +59,15 @@ pub struct FetchedSet {
 pub const RECORD_FILE: &str = "fetched.json";
 
 impl FetchedSet {
-    pub fn record_path(paths: &Paths, kube_version: &str) -> PathBuf {
-        paths.bin_dir(kube_version).join(RECORD_FILE)
+    pub fn record_path(paths: &Paths, kube_version: &KubeVersion) -> PathBuf {
+        paths.bin_dir(&kube_version.to_string()).join(RECORD_FILE)
     }
 
     /// What an earlier fetch (or bundle load) recorded, without any network: the supervisor's
     /// way to find its binaries after a restart.
-    /// `kube_version` may be given with or without its `v`.
-    pub fn load(paths: &Paths, kube_version: &str) -> Result<Self, FetchError> {
-        let version = manifest::normalize_version("Kubernetes", kube_version)?.0;
-        let path = Self::record_path(paths, &version);
+    pub fn load(paths: &Paths, kube_version: &KubeVersion) -> Result<Self, FetchError> {
+        let version = kube_version.to_string();
+        let path = Self::record_path(paths, kube_version);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
