@@ -1,9 +1,12 @@
 //! The join API against its client, over real TLS on 127.0.0.1, with a PKI made by kubesup.
 
+mod common;
+
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use common::DataDir;
 use kubesup::join::client::{self, ClientError};
 use kubesup::join::server::{self, Backend, ClusterInfo, JoinContext, MemoryBackend};
 use kubesup::join::store::TokenRecord;
@@ -16,7 +19,7 @@ struct Master {
     url: String,
     token: Token,
     expired: Token,
-    _dir: tempfile::TempDir,
+    _dir: DataDir,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,8 +45,8 @@ async fn master(force: bool) -> Master {
 
 /// A master whose cluster runs flannel signs flanneld's etcd client CSR with the etcd CA.
 async fn master_with(force: bool, flannel: bool) -> Master {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths::new(dir.path().join("data"));
+    let dir = DataDir::new();
+    let paths = Paths::new(&dir.data);
     let pki = Pki::new(&paths);
     let spec = PkiSpec {
         node_name: "master".into(),
