@@ -12,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    DataDir, FAKE, alive, component, free_port, kill_group, kill_recorded_groups, kubesup,
-    poll_every, proc_stat, spawn_logged, status_json,
+    DataDir, FAKE, alive, component, free_port, group_still_recorded, kill_group,
+    kill_recorded_groups, kubesup, poll_every, proc_stat, spawn_logged, status_json, zombie,
 };
+use kubesup::supervise::pidfile::ChildRecord;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -562,4 +563,80 @@ fn a_child_that_keeps_failing_its_health_check_is_restarted() {
         s.log()
     );
     assert!(starts(&s.path("sick.starts")).len() >= 2);
+}
+
+/// The clean-up rule the test harnesses share (tests/common): a group a kubesup recorded is
+/// killed while it is still the component's, whether its leader is alive, a zombie, or gone
+/// with a grandchild left in the group, and never once its PID names another process.
+#[test]
+fn the_harness_kills_a_recorded_group_only_while_it_is_the_components() {
+    /// Kills the leader's group and the grandchild even if an assertion fails.
+    struct Started {
+        leader: Child,
+        grandchild: Option<i32>,
+    }
+    impl Drop for Started {
+        fn drop(&mut self) {
+            if let Some(gc) = self.grandchild {
+                let _ = kill(Pid::from_raw(gc), Signal::SIGKILL);
+            }
+            kill_group(&mut self.leader);
+        }
+    }
+    let dir = DataDir::new();
+    let gc_file = dir.path("gc.pid");
+    let leader = Command::new(FAKE)
+        .args(["--spawn-grandchild", "--grandchild-pidfile"])
+        .arg(&gc_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = leader.id() as i32;
+    let mut started = Started {
+        leader,
+        grandchild: None,
+    };
+    let gc = read_pid(&gc_file);
+    started.grandchild = Some(gc);
+    let rec = ChildRecord::of(pid).expect("a record of the running leader");
+    let recycled = ChildRecord {
+        start_time: rec.start_time + 1,
+        ..rec.clone()
+    };
+    assert!(group_still_recorded(&rec), "the live leader");
+    assert!(
+        !group_still_recorded(&recycled),
+        "a PID now another process's"
+    );
+
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let z = poll_every(POLL, Duration::from_secs(5), || zombie(pid).then_some(()));
+    assert!(z.is_some(), "the killed leader did not turn zombie");
+    assert!(group_still_recorded(&rec), "the unreaped leader");
+    assert!(
+        !group_still_recorded(&recycled),
+        "a zombie of another start time"
+    );
+
+    started.leader.wait().unwrap();
+    assert!(alive(gc), "the grandchild should outlive its parent");
+    assert!(
+        group_still_recorded(&rec),
+        "a gone leader whose group has members"
+    );
+
+    std::fs::create_dir_all(&dir.data).unwrap();
+    std::fs::write(
+        dir.data.join("children.json"),
+        serde_json::json!({ "a": rec }).to_string(),
+    )
+    .unwrap();
+    kill_recorded_groups(&dir.data);
+    let gone = poll_every(POLL, Duration::from_secs(5), || (!alive(gc)).then_some(()));
+    assert!(
+        gone.is_some(),
+        "the grandchild {gc} left in the group survived"
+    );
 }

@@ -160,7 +160,6 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     match rx.recv_timeout(timeout) {
         Ok(out) => out.unwrap_or_else(|e| panic!("cannot wait for {cmd:?}: {e}")),
         Err(_) => {
-            // Not reaped yet (the thread still waits on it), so the PID is still this child's.
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             panic!("{cmd:?} did not finish within {timeout:?}");
         }
@@ -231,8 +230,10 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
 }
 
 /// SIGKILLs the process group that `child` leads (it was started with `process_group(0)`), then
-/// the child itself should it have left the group, and reaps it. The child is not reaped before
-/// the group is signalled, so its PID, and with it the group ID, cannot have been reused.
+/// the child itself should it have left the group, and reaps it. Should the caller have reaped
+/// the child already, its ID still names the group: POSIX does not reuse a process group ID
+/// while the group has members, and Linux hands out PIDs in turn, so an ID freed a moment ago
+/// is not given to a new process before the PID space wraps around.
 pub fn kill_group(child: &mut Child) {
     let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
     let _ = child.kill();
