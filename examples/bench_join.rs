@@ -14,11 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use kubesup::http::{Client, Trust};
-use kubesup::join::server::{
-    self, Backend, ClusterInfo, JoinContext, JoinRequest, JoinResponse, MemoryBackend,
-};
-use kubesup::join::store::TokenRecord;
+use kubesup::join::server::{self, JoinContext};
+use kubesup::join::store::{Backend, MemoryBackend, TokenRecord};
 use kubesup::join::token::{Token, ca_pin};
+use kubesup::join::{ClusterInfo, JoinRequest, JoinResponse};
 use kubesup::model::KeyType;
 use kubesup::paths::Paths;
 use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
@@ -122,7 +121,7 @@ fn main() {
         Duration::from_secs(86400),
     ));
     let join = paths.pki().join_server();
-    let tls = server::tls_config(
+    let tls = kubesup::join::tls::tls_config(
         &std::fs::read(&join.cert).expect("cert"),
         &std::fs::read(&join.key).expect("key"),
         &std::fs::read(paths.pki().ca().cert).expect("ca"),

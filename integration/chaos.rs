@@ -41,15 +41,6 @@ fn argv0(pid: i32) -> Option<String> {
     Some(String::from_utf8_lossy(first).into_owned())
 }
 
-fn zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 #[test]
 fn a_hundred_random_kills_over_three_minutes() {
     let Some(tb) = Testbed::get() else { return };

@@ -320,7 +320,7 @@ async fn master_on(etcd: &mut Etcd) -> Master {
         Duration::from_secs(86400),
     );
     let pair = paths.pki().join_server();
-    let tls = server::tls_config(
+    let tls = kubesup::join::tls::tls_config(
         &std::fs::read(&pair.cert).unwrap(),
         &std::fs::read(&pair.key).unwrap(),
         &std::fs::read(paths.pki().ca().cert).unwrap(),

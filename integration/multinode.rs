@@ -13,12 +13,12 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{
     CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin,
-    master_config, wait_for,
+    master_config, run_bounded, wait_for,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -30,28 +30,6 @@ const SERVICE_CIDR: &str = "10.3.0.0/24";
 
 fn join_url() -> String {
     format!("https://{MASTER_IP}:9443")
-}
-
-/// Runs a command that must finish on its own, killing it after `timeout`.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            panic!("{cmd:?} did not finish within {timeout:?}");
-        }
-    }
 }
 
 fn worker_config(dir: &Path, name: &str, mirror: &str, cgroup_root: &str) -> (PathBuf, PathBuf) {

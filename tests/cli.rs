@@ -2,17 +2,9 @@
 //! with one line per problem and exit 2 before anything is written, and a man page that
 //! matches the code.
 
-use std::process::Command;
+mod common;
 
-const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(KUBESUP)
-        .args(args)
-        .env_remove("KUBESUP_CONFIG")
-        .output()
-        .unwrap()
-}
+use common::{kubesup, run_kubesup as run};
 
 #[test]
 fn every_subcommand_has_help() {
@@ -170,12 +162,7 @@ fn a_worker_without_a_usable_token_stops_before_writing_anything() {
         ),
     ];
     for (args, expect) in cases {
-        let out = Command::new(KUBESUP)
-            .args(*args)
-            .env_remove("KUBESUP_CONFIG")
-            .env_remove("KUBESUP_TOKEN")
-            .output()
-            .unwrap();
+        let out = run(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
@@ -195,9 +182,7 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     use std::os::unix::process::ExitStatusExt;
     let (read, write) = nix::unistd::pipe().unwrap();
     drop(read);
-    let out = Command::new(KUBESUP)
-        .args(["config", "default"])
-        .env_remove("KUBESUP_CONFIG")
+    let out = kubesup(&["config", "default"])
         .stdout(std::process::Stdio::from(write))
         .stderr(std::process::Stdio::piped())
         .output()

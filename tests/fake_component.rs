@@ -6,6 +6,8 @@
 //! poll a condition rather than sleeping a fixed time; the one exception proves that a process
 //! ignoring SIGTERM is still alive 300 ms later. Network traffic stays on 127.0.0.1.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -15,10 +17,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use common::{FAKE as BIN, alive, kill_group, poll_until};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fake-component");
 /// Upper bound for everything one test waits for.
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(10);
@@ -108,13 +110,9 @@ impl Fake {
     }
 
     fn wait(&mut self) -> ExitStatus {
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < self.deadline, "fake did not exit in time");
-            thread::sleep(POLL);
-        }
+        let child = &mut self.child;
+        poll_until(POLL, self.deadline, || child.try_wait().expect("try_wait"))
+            .expect("fake did not exit in time")
     }
 
     /// Waits for exit, then returns every line of output (both pipes closed).
@@ -145,9 +143,7 @@ impl Drop for Fake {
         for &pid in &self.grandchildren {
             let _ = kill(pid, Signal::SIGKILL);
         }
-        let _ = killpg(self.pid, Signal::SIGKILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
@@ -158,10 +154,8 @@ fn command(args: &[&str]) -> Command {
 }
 
 fn wait_until(what: &str, deadline: Instant, mut cond: impl FnMut() -> bool) {
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(POLL);
-    }
+    poll_until(POLL, deadline, || cond().then_some(()))
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"));
 }
 
 /// A field of /proc/PID/status, or None once the process is gone.
@@ -175,7 +169,7 @@ fn proc_status(pid: Pid, field: &str) -> Option<String> {
 
 /// Alive and not a zombie.
 fn running(pid: Pid) -> bool {
-    proc_status(pid, "State").is_some_and(|s| !s.starts_with('Z'))
+    alive(pid.as_raw())
 }
 
 fn ignores(pid: Pid, sig: Signal) -> bool {

@@ -1,6 +1,8 @@
 //! Fetch against an in-process hyper server on 127.0.0.1:0 that misbehaves on purpose, and
 //! against file:// and directory mirrors. Every test has a deadline; every file is generated.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fs;
@@ -20,6 +22,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 
+use common::files_under;
 use kubesup::fetch::{Artifact, FetchError, FetchOptions, FetchedSet, Fetcher, verify_before_exec};
 use kubesup::paths::Paths;
 
@@ -278,24 +281,6 @@ impl Node {
     fn fetcher(&self, mirror: &str) -> Fetcher {
         Fetcher::new(self.opts(mirror)).unwrap()
     }
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// After a failed download: nothing in the cache but (possibly) a resumable `.partial` in

@@ -2,26 +2,12 @@
 //! what lands, with which modes; an existing different config is kept unless `--overwrite`;
 //! bad input writes nothing; uninstall removes exactly what install wrote and is harmless twice.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");
+use common::{mode, run_kubesup as run};
+
 const TOKEN: &str =
     "K100123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef::abcdef.0123456789abcdef";
-
-fn run(args: &[&str]) -> Output {
-    Command::new(KUBESUP)
-        .args(args)
-        .env_remove("KUBESUP_CONFIG")
-        .env_remove("KUBESUP_TOKEN")
-        .output()
-        .unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
-}
 
 #[test]
 fn install_writes_config_and_unit_refuses_to_clobber_and_uninstall_reverses_it() {

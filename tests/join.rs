@@ -1,14 +1,20 @@
 //! The join API against its client, over real TLS on 127.0.0.1, with a PKI made by kubesup.
 
+mod common;
+
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use common::DataDir;
 use kubesup::http::{Client, Trust};
 use kubesup::join::client::{self, ClientError};
-use kubesup::join::server::{self, Backend, ClusterInfo, JoinContext, MemoryBackend};
+use kubesup::join::server::{self, JoinContext};
 use kubesup::join::store::TokenRecord;
+use kubesup::join::store::{Backend, MemoryBackend};
+use kubesup::join::tls;
 use kubesup::join::token::{Token, ca_pin};
+use kubesup::join::{ClusterInfo, JoinRequest, JoinResponse};
 use kubesup::model::KeyType;
 use kubesup::paths::Paths;
 use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
@@ -18,7 +24,7 @@ struct Master {
     url: String,
     token: Token,
     expired: Token,
-    _dir: tempfile::TempDir,
+    _dir: DataDir,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -44,8 +50,8 @@ async fn master(force: bool) -> Master {
 
 /// A master whose cluster runs flannel signs flanneld's etcd client CSR with the etcd CA.
 async fn master_with(force: bool, flannel: bool) -> Master {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths::new(dir.path().join("data"));
+    let dir = DataDir::new();
+    let paths = Paths::new(&dir.data);
     let pki = Pki::new(&paths);
     let spec = PkiSpec {
         node_name: "master".into(),
@@ -99,7 +105,7 @@ async fn master_with(force: bool, flannel: bool) -> Master {
     }
     let ctx = Arc::new(ctx);
     let join = paths.pki().join_server();
-    let tls = server::tls_config(
+    let tls = tls::tls_config(
         &std::fs::read(&join.cert).unwrap(),
         &std::fs::read(&join.key).unwrap(),
         &std::fs::read(paths.pki().ca().cert).unwrap(),
@@ -280,7 +286,7 @@ async fn a_csr_for_another_node_is_refused() {
     // A legitimate request for w1, sent as node w2.
     let (key, params) = node_w1();
     let csr = params.serialize_request(&key).unwrap().pem().unwrap();
-    let req = server::JoinRequest {
+    let req = JoinRequest {
         node_name: "w2".into(),
         node_ips: ips(),
         kubelet_client_csr: csr.clone(),
@@ -335,7 +341,7 @@ async fn a_joined_node_renews_with_its_current_certificate_and_only_for_itself()
         .await
         .unwrap();
     let r = &joined.response;
-    let creds = |resp: &server::JoinResponse, keys: &client::NodeKeys| {
+    let creds = |resp: &JoinResponse, keys: &client::NodeKeys| {
         (
             resp.ca.clone(),
             resp.kubelet_client_cert.clone(),
@@ -389,7 +395,7 @@ async fn renewal_needs_a_node_client_certificate() {
         .await
         .unwrap();
     let r = &joined.response;
-    let req = server::JoinRequest {
+    let req = JoinRequest {
         node_name: "w1".into(),
         node_ips: ips(),
         kubelet_client_csr: String::new(),

@@ -5,15 +5,18 @@
 //! The expected profiles below are written out again on purpose rather than taken from
 //! `src/pki/leaf.rs`: a test that asks the code what to expect cannot catch the code being wrong.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{IpAddr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use common::{files_under, free_port, kill_group, mode, output, output_text, poll_every};
 use kubesup::model::KeyType;
 use kubesup::paths::{KubeconfigUser, Paths, PkiPaths};
 use kubesup::pki::{
@@ -80,19 +83,13 @@ impl Fixture {
 
     /// Every file below the data dir with its bytes.
     fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-            for e in fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.insert(p.clone(), fs::read(&p).unwrap());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(self.paths.data_dir(), &mut out);
-        out
+        files_under(self.paths.data_dir())
+            .into_iter()
+            .map(|p| {
+                let bytes = fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect()
     }
 }
 
@@ -108,16 +105,8 @@ fn changed(a: &BTreeMap<PathBuf, Vec<u8>>, b: &BTreeMap<PathBuf, Vec<u8>>) -> Ve
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("/usr/bin/openssl")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    let out = output(Command::new("/usr/bin/openssl").args(args));
+    (out.status.success(), output_text(&out))
 }
 
 /// `openssl verify -x509_strict -purpose P -CAfile ca leaf` must pass. `-x509_strict` makes
@@ -357,10 +346,6 @@ fn expected(leaf: Leaf) -> (CaKind, &'static str, Vec<String>, Vec<String>, bool
             false,
         ),
     }
-}
-
-fn mode(p: &Path) -> u32 {
-    fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 fn check_full_pki(key_type: KeyType) {
@@ -1113,66 +1098,49 @@ fn pki_node_csrs_are_signed_only_for_the_requesting_node() {
 // ---------------------------------------------------------------------------------------------
 // etcd over mutual TLS
 
-/// Kills the etcd it owns (by PID) when dropped, so a failing assertion does not leak it.
+/// Kills the etcd it owns (its own process group) when dropped, so a failing assertion does
+/// not leak it.
 struct EtcdGuard {
     child: Child,
 }
 
 impl Drop for EtcdGuard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// Waits for a binary another job is still installing; checks every 5 s, which is plenty for
+/// an install that takes minutes.
 fn wait_for_binary(path: &Path, deadline: Duration) -> bool {
-    let start = Instant::now();
-    while !path.exists() {
-        if start.elapsed() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    }
-    true
+    poll_every(Duration::from_secs(5), deadline, || {
+        path.exists().then_some(())
+    })
+    .is_some()
 }
 
 fn etcdctl_health(endpoint: &str, ca: &Path, cert: &Path, key: &Path) -> (bool, String) {
-    let out = Command::new("/usr/bin/etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args([
-            "--endpoints",
-            endpoint,
-            "--cacert",
-            ca.to_str().unwrap(),
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--dial-timeout",
-            "3s",
-            "--command-timeout",
-            "5s",
-            "endpoint",
-            "health",
-        ])
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = output(
+        Command::new("/usr/bin/etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                endpoint,
+                "--cacert",
+                ca.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                "--dial-timeout",
+                "3s",
+                "--command-timeout",
+                "5s",
+                "endpoint",
+                "health",
+            ]),
+    );
+    (out.status.success(), output_text(&out))
 }
 
 #[test]
@@ -1230,25 +1198,25 @@ fn pki_etcd_accepts_our_client_cert_and_refuses_another_cas() {
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
+        .process_group(0)
         .spawn()
         .unwrap();
     let _guard = EtcdGuard { child };
 
     let hc = pp.etcd_healthcheck_client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let mut last = String::new();
+    let healthy = poll_every(Duration::from_millis(250), Duration::from_secs(60), || {
         let (ok, out) = etcdctl_health(&client_url, &pp.etcd_ca().cert, &hc.cert, &hc.key);
-        if ok {
-            assert!(out.contains("is healthy"), "{out}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcd never became healthy: {out}\netcd log:\n{}",
+        last = out;
+        ok.then(|| last.clone())
+    });
+    let Some(out) = healthy else {
+        panic!(
+            "etcd never became healthy: {last}\netcd log:\n{}",
             fs::read_to_string(data.path().join("etcd.log")).unwrap_or_default()
         );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    };
+    assert!(out.contains("is healthy"), "{out}");
     // apiserver-etcd-client works too.
     let api = pp.apiserver_etcd_client();
     assert!(etcdctl_health(&client_url, &pp.etcd_ca().cert, &api.cert, &api.key).0);

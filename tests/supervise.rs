@@ -3,40 +3,26 @@
 //! everything it started (kubesup's process group, recorded children, grandchildren) even when
 //! the test fails.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use common::{
+    DataDir, FAKE, alive, component, free_port, group_still_recorded, kill_group,
+    kill_recorded_groups, kubesup, poll_every, proc_stat, spawn_logged, status_json, zombie,
+};
+use kubesup::supervise::pidfile::ChildRecord;
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");
-const FAKE: &str = env!("CARGO_BIN_EXE_fake-component");
-
-fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
+/// The period of every wait here: a supervisor restarts a crashed child within milliseconds,
+/// and a coarser poll would hide what these tests time.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Lines of a `--touch-on-start` file: start times in ns.
 fn starts(path: &Path) -> Vec<u128> {
@@ -50,24 +36,23 @@ fn starts(path: &Path) -> Vec<u128> {
 /// One `kubesup supervise` and everything it may have started.
 struct Sup {
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    dir: DataDir,
     data: PathBuf,
     extra_pids: Vec<i32>,
 }
 
 impl Sup {
     fn start(yaml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, yaml)
+        Self::start_in(DataDir::new(), yaml)
     }
 
-    fn start_in(dir: tempfile::TempDir, yaml: &str) -> Self {
-        let data = dir.path().join("data");
-        let file = dir.path().join("children.yaml");
+    fn start_in(dir: DataDir, yaml: &str) -> Self {
+        let data = dir.data.clone();
+        let file = dir.path("children.yaml");
         std::fs::write(
             &file,
             yaml.replace("FAKE", FAKE)
-                .replace("DIR", &dir.path().display().to_string()),
+                .replace("DIR", &dir.root.path().display().to_string()),
         )
         .unwrap();
         let mut s = Self {
@@ -81,26 +66,15 @@ impl Sup {
     }
 
     fn spawn(&self) -> Child {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("kubesup.log"))
-            .unwrap();
-        Command::new(KUBESUP)
-            .arg("supervise")
-            .arg(self.path("children.yaml"))
+        let mut cmd = kubesup(&["supervise"]);
+        cmd.arg(self.path("children.yaml"))
             .arg("--data-dir")
-            .arg(&self.data)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .unwrap()
+            .arg(&self.data);
+        spawn_logged(&mut cmd, &self.path("kubesup.log"))
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.path(name)
     }
 
     fn pid(&self) -> i32 {
@@ -112,25 +86,15 @@ impl Sup {
     }
 
     fn status(&self) -> Option<Value> {
-        let out = Command::new(KUBESUP)
-            .args(["status", "--json", "--data-dir"])
-            .arg(&self.data)
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        status_json(&self.data)
     }
 
     fn component(&self, name: &str) -> Option<Value> {
-        let s = self.status()?;
-        s["components"]
-            .as_array()?
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
+        component(&self.status()?, name).cloned()
     }
 
     fn wait_component(&self, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        wait_for(Duration::from_secs(15), || {
+        poll_every(POLL, Duration::from_secs(15), || {
             self.component(name).filter(|c| f(c))
         })
         .unwrap_or_else(|| {
@@ -149,30 +113,16 @@ impl Sup {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        let st = wait_for(timeout, || child.try_wait().ok().flatten());
-        if st.is_some() {
-            self.child = None;
-        }
-        st
+        common::wait_exit(&mut self.child, POLL, timeout)
     }
 }
 
 impl Drop for Sup {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_group(&mut c);
         }
-        let rec = std::fs::read_to_string(self.data.join("children.json")).unwrap_or_default();
-        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&rec) {
-            for r in m.values() {
-                if let Some(p) = r["pid"].as_i64() {
-                    let _ = killpg(Pid::from_raw(p as i32), Signal::SIGKILL);
-                }
-            }
-        }
+        kill_recorded_groups(&self.data);
         for p in &self.extra_pids {
             let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
         }
@@ -180,7 +130,7 @@ impl Drop for Sup {
 }
 
 fn read_pid(path: &Path) -> i32 {
-    wait_for(Duration::from_secs(10), || {
+    poll_every(POLL, Duration::from_secs(10), || {
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     })
     .unwrap_or_else(|| panic!("no pid in {}", path.display()))
@@ -207,7 +157,7 @@ fn backoff_grows_is_capped_and_resets_after_a_stable_run() {
          \x20 - name: flaky\n    command: [FAKE, --exit-after, 20ms, --exit-code, '1', --touch-on-start, DIR/flaky.starts]\n    backoff-max: 2s\n    stable-after: 1s\n\
          \x20 - name: steady\n    command: [FAKE, --exit-after, 1200ms, --exit-code, '1', --touch-on-start, DIR/steady.starts]\n    backoff-max: 2s\n    stable-after: 1s\n",
     );
-    let t = wait_for(Duration::from_secs(20), || {
+    let t = poll_every(POLL, Duration::from_secs(20), || {
         let t = starts(&s.path("flaky.starts"));
         (t.len() >= 8).then_some(t)
     })
@@ -242,7 +192,7 @@ fn backoff_grows_is_capped_and_resets_after_a_stable_run() {
         "{st}"
     );
     // A child that lives past stable-after restarts immediately every time.
-    let t = wait_for(Duration::from_secs(15), || {
+    let t = poll_every(POLL, Duration::from_secs(15), || {
         let t = starts(&s.path("steady.starts"));
         (t.len() >= 5).then_some(t)
     })
@@ -329,14 +279,6 @@ fn nothing_restarts_during_shutdown() {
     assert!(s.log().contains("exited during shutdown"), "{}", s.log());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_dependent_starts_only_once_its_dependency_is_ready() {
     let port = free_port();
@@ -357,8 +299,8 @@ fn a_dependent_starts_only_once_its_dependency_is_ready() {
 
 #[test]
 fn a_binary_that_cannot_be_executed_is_an_error_and_is_not_retried_in_a_loop() {
-    let dir = tempfile::tempdir().unwrap();
-    let noexec = dir.path().join("not-executable");
+    let dir = DataDir::new();
+    let noexec = dir.path("not-executable");
     std::fs::write(&noexec, "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(&noexec, std::fs::Permissions::from_mode(0o644)).unwrap();
     let s = Sup::start_in(
@@ -402,7 +344,7 @@ fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
     let pids: Vec<i32> = ["a", "b", "c"].iter().map(|n| s.child_pid(n)).collect();
     kill(Pid::from_raw(s.pid()), Signal::SIGKILL).unwrap();
     s.wait_exit(Duration::from_secs(5)).expect("kubesup died");
-    let gone = wait_for(Duration::from_secs(2), || {
+    let gone = poll_every(POLL, Duration::from_secs(2), || {
         pids.iter().all(|p| !alive(*p)).then_some(())
     });
     assert!(
@@ -419,7 +361,7 @@ fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
     let a = s.child_pid("a");
     assert!(!pids.contains(&a));
     s.wait_component("c", "ready", |c| c["ready"] == true);
-    let swept = wait_for(Duration::from_secs(5), || (!alive(gc)).then_some(()));
+    let swept = poll_every(POLL, Duration::from_secs(5), || (!alive(gc)).then_some(()));
     assert!(
         swept.is_some(),
         "the orphaned grandchild {gc} was not swept"
@@ -427,9 +369,7 @@ fn nothing_survives_kill_9_of_kubesup_and_the_next_start_is_clean() {
 }
 
 fn record_of(pid: i32) -> Value {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 1..];
-    let start: u64 = after.split_whitespace().nth(19).unwrap().parse().unwrap();
+    let start: u64 = proc_stat(pid).unwrap()[19].parse().unwrap();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     serde_json::json!({"pid": pid, "start_time": start, "exe": exe})
 }
@@ -446,28 +386,28 @@ fn survivors_recorded_by_a_previous_kubesup_are_swept_and_nothing_else() {
     };
     let (mut survivor, mut bystander) = (spawn_fake(), spawn_fake());
     let (sp, bp) = (survivor.id() as i32, bystander.id() as i32);
-    wait_for(Duration::from_secs(5), || {
+    poll_every(POLL, Duration::from_secs(5), || {
         std::fs::read_link(format!("/proc/{bp}/exe"))
             .ok()
             .filter(|e| e.ends_with("fake-component"))
     });
-    wait_for(Duration::from_secs(5), || {
+    poll_every(POLL, Duration::from_secs(5), || {
         std::fs::read_link(format!("/proc/{sp}/exe"))
             .ok()
             .filter(|e| e.ends_with("fake-component"))
     });
     let mut wrong = record_of(bp);
     wrong["start_time"] = (wrong["start_time"].as_u64().unwrap() + 1).into();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let dir = DataDir::new();
+    std::fs::create_dir_all(&dir.data).unwrap();
     std::fs::write(
-        dir.path().join("data/children.json"),
+        dir.data.join("children.json"),
         serde_json::json!({"old": record_of(sp), "recycled": wrong}).to_string(),
     )
     .unwrap();
     let s = Sup::start_in(dir, "children:\n  - name: a\n    command: [FAKE]\n");
     s.child_pid("a");
-    let reaped = wait_for(Duration::from_secs(5), || {
+    let reaped = poll_every(POLL, Duration::from_secs(5), || {
         survivor.try_wait().ok().flatten()
     });
     assert!(reaped.is_some(), "the recorded survivor was not killed");
@@ -486,19 +426,10 @@ fn orphans_of_a_double_fork_are_reaped() {
     );
     let orphan = read_pid(&s.path("orphan.pid"));
     // kubesup is the child subreaper: the orphan is its child now.
-    let ppid = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap();
-    let ppid: i32 = ppid
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid: i32 = proc_stat(orphan).unwrap()[1].parse().unwrap();
     assert_eq!(ppid, s.pid(), "the orphan was not reparented to kubesup");
     kill(Pid::from_raw(orphan), Signal::SIGKILL).unwrap();
-    let st = wait_for(Duration::from_secs(5), || {
+    let st = poll_every(POLL, Duration::from_secs(5), || {
         s.status()
             .filter(|st| st["strays_reaped"].as_u64() >= Some(1))
     });
@@ -513,8 +444,7 @@ fn orphans_of_a_double_fork_are_reaped() {
 fn a_second_kubesup_on_the_same_data_dir_is_refused() {
     let s = Sup::start("children:\n  - name: a\n    command: [FAKE]\n");
     s.child_pid("a");
-    let out = Command::new(KUBESUP)
-        .arg("supervise")
+    let out = kubesup(&["supervise"])
         .arg(s.path("children.yaml"))
         .arg("--data-dir")
         .arg(&s.data)
@@ -555,8 +485,7 @@ fn a_bad_children_file_is_one_line_and_writes_nothing() {
     let file = dir.path().join("c.yaml");
     std::fs::write(&file, "children:\n  - name: a\n    commnd: [x]\n").unwrap();
     let data = dir.path().join("data");
-    let out = Command::new(KUBESUP)
-        .arg("supervise")
+    let out = kubesup(&["supervise"])
         .arg(&file)
         .arg("--data-dir")
         .arg(&data)
@@ -567,8 +496,7 @@ fn a_bad_children_file_is_one_line_and_writes_nothing() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("unknown field `commnd`"), "{err}");
     assert!(!data.exists(), "the data dir was created");
-    let out = Command::new(KUBESUP)
-        .arg("supervise")
+    let out = kubesup(&["supervise"])
         .arg(&file)
         .args(["--data-dir", "relative"])
         .output()
@@ -581,7 +509,7 @@ fn output_is_forwarded_to_logs_and_the_socket_is_private() {
     let s = Sup::start("children:\n  - name: talker\n    command: [FAKE]\n");
     s.child_pid("talker");
     let file = s.data.join("logs/talker.log");
-    let text = wait_for(Duration::from_secs(5), || {
+    let text = poll_every(POLL, Duration::from_secs(5), || {
         let t = std::fs::read_to_string(&file).ok()?;
         (t.contains("stdout fake-component started")
             && t.contains("stderr fake-component stderr line"))
@@ -602,8 +530,7 @@ fn output_is_forwarded_to_logs_and_the_socket_is_private() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let table = Command::new(KUBESUP)
-        .args(["status", "--data-dir"])
+    let table = kubesup(&["status", "--data-dir"])
         .arg(&s.data)
         .output()
         .unwrap();
@@ -636,4 +563,80 @@ fn a_child_that_keeps_failing_its_health_check_is_restarted() {
         s.log()
     );
     assert!(starts(&s.path("sick.starts")).len() >= 2);
+}
+
+/// The clean-up rule the test harnesses share (tests/common): a group a kubesup recorded is
+/// killed while it is still the component's, whether its leader is alive, a zombie, or gone
+/// with a grandchild left in the group, and never once its PID names another process.
+#[test]
+fn the_harness_kills_a_recorded_group_only_while_it_is_the_components() {
+    /// Kills the leader's group and the grandchild even if an assertion fails.
+    struct Started {
+        leader: Child,
+        grandchild: Option<i32>,
+    }
+    impl Drop for Started {
+        fn drop(&mut self) {
+            if let Some(gc) = self.grandchild {
+                let _ = kill(Pid::from_raw(gc), Signal::SIGKILL);
+            }
+            kill_group(&mut self.leader);
+        }
+    }
+    let dir = DataDir::new();
+    let gc_file = dir.path("gc.pid");
+    let leader = Command::new(FAKE)
+        .args(["--spawn-grandchild", "--grandchild-pidfile"])
+        .arg(&gc_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = leader.id() as i32;
+    let mut started = Started {
+        leader,
+        grandchild: None,
+    };
+    let gc = read_pid(&gc_file);
+    started.grandchild = Some(gc);
+    let rec = ChildRecord::of(pid).expect("a record of the running leader");
+    let recycled = ChildRecord {
+        start_time: rec.start_time + 1,
+        ..rec.clone()
+    };
+    assert!(group_still_recorded(&rec), "the live leader");
+    assert!(
+        !group_still_recorded(&recycled),
+        "a PID now another process's"
+    );
+
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let z = poll_every(POLL, Duration::from_secs(5), || zombie(pid).then_some(()));
+    assert!(z.is_some(), "the killed leader did not turn zombie");
+    assert!(group_still_recorded(&rec), "the unreaped leader");
+    assert!(
+        !group_still_recorded(&recycled),
+        "a zombie of another start time"
+    );
+
+    started.leader.wait().unwrap();
+    assert!(alive(gc), "the grandchild should outlive its parent");
+    assert!(
+        group_still_recorded(&rec),
+        "a gone leader whose group has members"
+    );
+
+    std::fs::create_dir_all(&dir.data).unwrap();
+    std::fs::write(
+        dir.data.join("children.json"),
+        serde_json::json!({ "a": rec }).to_string(),
+    )
+    .unwrap();
+    kill_recorded_groups(&dir.data);
+    let gone = poll_every(POLL, Duration::from_secs(5), || (!alive(gc)).then_some(()));
+    assert!(
+        gone.is_some(),
+        "the grandchild {gc} left in the group survived"
+    );
 }

@@ -1,5 +1,7 @@
 //! Shared harness of the real-component tests: the test bed, network namespaces, the local
-//! mirror, and a guard around each kubesup that leaves nothing behind.
+//! mirror, and a guard around each kubesup that leaves nothing behind. It is built on the
+//! generic test helpers of `tests/common` (waiting, liveness, running and stopping processes),
+//! which it re-exports, so an integration test needs only `mod common;`.
 //!
 //! Safety rules these helpers enforce:
 //! - every node lives in a network namespace the test creates, with no default route; the
@@ -7,18 +9,23 @@
 //! - everything started is stopped by its PID or process group in `Drop`, even on panic, and
 //!   namespaces, mounts and data dirs are removed;
 //! - every wait is bounded.
+// Each integration test compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+// The generic helpers: one copy, in tests/common, compiled into each integration test too.
+#[path = "../../tests/common/mod.rs"]
+mod shared;
+pub use shared::*;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kubesup::supervise::pidfile::ChildRecord;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
@@ -64,38 +71,6 @@ impl Testbed {
     }
 }
 
-pub fn kubesup_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_kubesup"))
-}
-
-/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
-pub fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
-    poll_every(Duration::from_millis(100), timeout, f)
-}
-
-/// `wait_for` with its own period, for a wait whose length is itself the measurement.
-pub fn poll_every<T>(
-    period: Duration,
-    timeout: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(period);
-    }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace with loopback up, IP forwarding on, and optionally an address on a
@@ -111,7 +86,7 @@ impl Netns {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let out = run(Command::new("ip").args(["netns", "add", &name]));
+        let out = output(Command::new("ip").args(["netns", "add", &name]));
         assert!(out.status.success(), "ip netns add {name}: {out:?}");
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -129,7 +104,7 @@ impl Netns {
     }
 
     pub fn ip(&self, args: &[&str]) {
-        let out = run(Command::new("ip").arg("-n").arg(&self.name).args(args));
+        let out = output(Command::new("ip").arg("-n").arg(&self.name).args(args));
         assert!(
             out.status.success(),
             "ip -n {} {args:?}: {out:?}",
@@ -138,19 +113,20 @@ impl Netns {
     }
 
     pub fn exec(&self, args: &[&str]) -> Output {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args))
+        output(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(args),
+        )
     }
 
     pub fn exec_ok(&self, args: &[&str]) -> String {
         let out = self.exec(args);
         assert!(
             out.status.success(),
-            "{args:?} in {} failed: {}{}",
+            "{args:?} in {} failed: {}",
             self.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            output_text(&out)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -166,7 +142,7 @@ impl Netns {
     }
 
     pub fn pids(&self) -> Vec<i32> {
-        let out = run(Command::new("ip").args(["netns", "pids", &self.name]));
+        let out = output(Command::new("ip").args(["netns", "pids", &self.name]));
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .filter_map(|p| p.parse().ok())
@@ -258,12 +234,14 @@ pub struct Mirror {
 impl Mirror {
     pub fn serve(ns: &Netns, tb: &Testbed) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/serve-mirror.py");
+        // Its own process group, so that drop reaches anything it forks.
         let mut child = Command::new("ip")
             .args(["netns", "exec", &ns.name, "python3"])
             .arg(script)
             .arg(&tb.mirror)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start the mirror server");
         let mut line = String::new();
@@ -282,8 +260,7 @@ impl Mirror {
 
 impl Drop for Mirror {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
@@ -355,17 +332,7 @@ impl Kubesup {
 
     fn spawn(mut cmd: Command, data_dir: &Path, args: &[&str]) -> Self {
         let log = data_dir.with_extension("log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("kubesup log file");
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log fd"))
-            .stderr(file)
-            .process_group(0);
-        let child = cmd.spawn().expect("start kubesup");
+        let child = spawn_logged(cmd.args(args), &log);
         Self {
             child: Some(child),
             data_dir: data_dir.to_path_buf(),
@@ -379,19 +346,12 @@ impl Kubesup {
 
     /// `kubesup status --json`, if it answers.
     pub fn status(&self) -> Option<Value> {
-        let out = Command::new(kubesup_bin())
-            .args(["status", "--json", "--data-dir"])
-            .arg(&self.data_dir)
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        status_json(&self.data_dir)
     }
 
+    /// The row of component `name` in a [`status`](Self::status) answer.
     pub fn component<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
-        status["components"]
-            .as_array()?
-            .iter()
-            .find(|c| c["name"] == name)
+        component(status, name)
     }
 
     /// Whether kubesup itself is still running (it is this test's unreaped child, so once it
@@ -443,20 +403,12 @@ impl Kubesup {
 
     /// Waits for kubesup to exit; returns its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let child = self.child.as_mut()?;
-        let status = wait_for(timeout, || child.try_wait().ok().flatten());
-        if status.is_some() {
-            self.child = None;
-        }
-        status
+        shared::wait_exit(&mut self.child, WAIT_PERIOD, timeout)
     }
 
     /// The child record (the components kubesup runs now).
     pub fn recorded(&self) -> Vec<ChildRecord> {
-        let text = std::fs::read_to_string(self.data_dir.join("children.json")).unwrap_or_default();
-        serde_json::from_str::<BTreeMap<String, ChildRecord>>(&text)
-            .map(|m| m.into_values().collect())
-            .unwrap_or_default()
+        recorded_children(&self.data_dir)
     }
 
     /// PIDs recorded in the child record (the components kubesup runs now).
@@ -467,28 +419,12 @@ impl Kubesup {
 
 impl Drop for Kubesup {
     fn drop(&mut self) {
+        // A graceful stop first: kubesup stops its components in order within a minute.
         if let Some(mut child) = self.child.take() {
-            let pgid = Pid::from_raw(child.id() as i32);
-            let _ = killpg(pgid, Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_group(&mut child, Duration::from_secs(60));
         }
-        // Components a killed kubesup left recorded: only while the PID still is that process
-        // (same start time and executable). PIDs wrap during a test run, and a recycled one
-        // may by now lead another test's process group.
-        for rec in self.recorded() {
-            if ChildRecord::of(rec.pid).as_ref() == Some(&rec) {
-                let _ = killpg(Pid::from_raw(rec.pid), Signal::SIGKILL);
-            }
-        }
+        // Components a killed kubesup left recorded, while their PIDs still are theirs.
+        kill_recorded_groups(&self.data_dir);
         unmount_below(&self.data_dir);
     }
 }
@@ -527,17 +463,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         unmount_below(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Is `pid` alive (and not a zombie)?
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
     }
 }
 

@@ -41,16 +41,10 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use super::store::{StoreError, TokenRecord};
+use super::store::{Backend, StoreError, TokenRecord};
 use super::token::secret_matches;
+use super::wire::{ClusterInfo, JoinRequest, JoinResponse};
 use crate::pki::{LoadedCa, NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
-
-// The paths that callers written before the split import (tests/join.rs and
-// examples/bench_join.rs use `join::server::{Backend, ClusterInfo, tls_config, ...}`). New code
-// imports them from `crate::join` and `crate::join::store`.
-pub use super::store::{Backend, MemoryBackend};
-pub use super::tls::{tls_config, tls_config_from_files};
-pub use super::wire::{ClusterInfo, JoinRequest, JoinResponse};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -513,7 +507,7 @@ mod tests {
     use std::sync::MutexGuard;
 
     use super::*;
-    use crate::join::store::StoreOp;
+    use crate::join::store::{MemoryBackend, StoreOp};
     use crate::join::token::{Token, ca_pin};
 
     const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
