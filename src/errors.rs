@@ -46,3 +46,29 @@ pub trait Exit: Error + 'static {
         format!("error: {}", chain(self))
     }
 }
+
+/// The [`Exit`] impl of an error that wraps other [`Exit`] errors in the named variants (bad
+/// input from the config, a bad log flag): those keep their own exit code and text, and every
+/// other variant is a failure (exit 1) printed with its chain of causes.
+macro_rules! exit_via {
+    ($ty:ty: $($variant:ident),+ $(,)?) => {
+        impl $crate::errors::Exit for $ty {
+            fn exit_code(&self) -> u8 {
+                match self {
+                    $(Self::$variant(e) => $crate::errors::Exit::exit_code(e),)+
+                    #[allow(unreachable_patterns)]
+                    _ => $crate::errors::EXIT_FAILURE,
+                }
+            }
+
+            fn render(&self) -> String {
+                match self {
+                    $(Self::$variant(e) => $crate::errors::Exit::render(e),)+
+                    #[allow(unreachable_patterns)]
+                    other => format!("error: {}", $crate::errors::chain(other)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use exit_via;

@@ -35,47 +35,20 @@ pub enum Error {
     Install(#[from] cmd::install::InstallError),
 }
 
-impl Exit for Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Manpage(e) => e.exit_code(),
-            Self::Status(e) => e.exit_code(),
-            Self::Supervise(e) => e.exit_code(),
-            Self::Certs(e) => e.exit_code(),
-            Self::Fetch(e) => e.exit_code(),
-            Self::Master(e) => e.exit_code(),
-            Self::Worker(e) => e.exit_code(),
-            Self::Reset(e) => e.exit_code(),
-            Self::Token(e) => e.exit_code(),
-            Self::Install(e) => e.exit_code(),
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            Self::Manpage(e) => e.render(),
-            Self::Status(e) => e.render(),
-            Self::Supervise(e) => e.render(),
-            Self::Certs(e) => e.render(),
-            Self::Fetch(e) => e.render(),
-            Self::Master(e) => e.render(),
-            Self::Worker(e) => e.render(),
-            Self::Reset(e) => e.render(),
-            Self::Token(e) => e.render(),
-            Self::Install(e) => e.render(),
-        }
-    }
-}
+crate::errors::exit_via!(
+    Error: Config, Manpage, Status, Supervise, Certs, Fetch, Master, Worker, Reset, Token, Install,
+);
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
     // Daemons keep SIGPIPE ignored, so a log reader going away does not stop the supervisor;
-    // commands that print and exit end quietly on a closed pipe, as `cat` does.
-    if !matches!(
+    // commands that print and exit end quietly on a closed pipe, as `cat` does. Daemons stay
+    // resident, so they keep one malloc arena.
+    if matches!(
         cli.command,
         Command::Master(_) | Command::Worker(_) | Command::Supervise(_)
     ) {
+        crate::supervise::limit_malloc_arenas();
+    } else {
         crate::supervise::default_sigpipe();
     }
     let g = Globals {

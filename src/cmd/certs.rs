@@ -21,21 +21,7 @@ pub enum CertsError {
     Pki(#[from] PkiError),
 }
 
-impl Exit for CertsError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Pki(_) => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            Self::Pki(e) => format!("error: {}", crate::errors::chain(e)),
-        }
-    }
-}
+crate::errors::exit_via!(CertsError: Config);
 
 pub fn run(cmd: CertsCommand, g: &Globals) -> Result<ExitCode, CertsError> {
     match cmd {

@@ -17,22 +17,7 @@ pub enum FetchCmdError {
     Fetch(#[from] FetchError),
 }
 
-impl Exit for FetchCmdError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            Self::Fetch(_) => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(FetchCmdError: Config, Setup);
 
 pub fn run(a: FetchArgs, g: &Globals) -> Result<(), FetchCmdError> {
     let cfg = g.config(&a.common)?;

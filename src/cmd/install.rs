@@ -65,22 +65,7 @@ struct Record {
     files: Vec<(PathBuf, String)>,
 }
 
-impl Exit for InstallError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(InstallError: Config, Setup);
 
 /// `kubesup install master|worker`.
 pub fn run(cmd: InstallCommand, g: &Globals) -> Result<(), InstallError> {

@@ -50,22 +50,7 @@ pub enum MasterError {
     },
 }
 
-impl Exit for MasterError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(MasterError: Config, Setup);
 
 /// `kubesup master`: the config is validated, and the advertise address required, before
 /// anything else happens.

@@ -68,22 +68,7 @@ pub enum ResetError {
     NotKubesup(PathBuf),
 }
 
-impl Exit for ResetError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(ResetError: Config, Setup);
 
 /// `kubesup reset [--yes]`: shows the plan and asks, unless told not to.
 pub fn run(a: ResetArgs, g: &Globals) -> Result<(), ResetError> {

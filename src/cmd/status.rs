@@ -20,15 +20,7 @@ pub enum StatusError {
     Json(#[from] serde_json::Error),
 }
 
-impl Exit for StatusError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-}
+crate::errors::exit_via!(StatusError: Config, Setup);
 
 /// Exits 0 when every component is ready, 3 otherwise.
 pub fn run(a: StatusArgs, g: &Globals) -> Result<ExitCode, StatusError> {

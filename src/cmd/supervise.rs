@@ -21,22 +21,7 @@ pub enum SuperviseCmdError {
     Daemon(#[from] DaemonError),
 }
 
-impl Exit for SuperviseCmdError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(SuperviseCmdError: Config, Setup);
 
 pub fn run(a: SuperviseArgs, g: &Globals) -> Result<(), SuperviseCmdError> {
     g.init_tracing(None)?;

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use crate::cli::TokenCommand;
 use crate::cmd::{Globals, SetupError};
-use crate::config::ConfigError;
-use crate::errors::{EXIT_INVALID, Exit};
+use crate::config::{ConfigError, Problems};
 use crate::etcd::{self, EtcdError, EtcdTls};
 use crate::join::store::{self, StoreError};
 use crate::join::token::{self, Token, TokenError};
@@ -23,12 +22,6 @@ pub enum TokenCmdError {
         #[source]
         source: EtcdError,
     },
-    #[error("--ttl {value:?} is not a duration; use e.g. 24h, 30m, or 0 for never")]
-    Ttl {
-        value: String,
-        #[source]
-        source: humantime::DurationError,
-    },
     #[error("cannot read the cluster CA {path}")]
     ReadCa {
         path: PathBuf,
@@ -41,23 +34,7 @@ pub enum TokenCmdError {
     Store(#[from] StoreError),
 }
 
-impl Exit for TokenCmdError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            Self::Ttl { .. } => EXIT_INVALID,
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(TokenCmdError: Config, Setup);
 
 pub fn run(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
     g.init_tracing(None)?;
@@ -91,9 +68,13 @@ async fn token(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
         } => {
             let ttl = match ttl.trim() {
                 "0" => Duration::ZERO,
-                t => humantime::parse_duration(t).map_err(|source| TokenCmdError::Ttl {
-                    value: t.to_string(),
-                    source,
+                t => humantime::parse_duration(t).map_err(|e| {
+                    let mut p = Problems::default();
+                    p.push(
+                        "ttl",
+                        format!("{t:?} is not a duration ({e}); use e.g. 24h, 30m, or 0 for never"),
+                    );
+                    ConfigError::Invalid(p)
                 })?,
             };
             let ca = pki.ca().cert;

@@ -73,22 +73,7 @@ pub enum WorkerError {
     Build(#[from] BuildError),
 }
 
-impl Exit for WorkerError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Self::Config(e) => e.exit_code(),
-            Self::Setup(e) => e.exit_code(),
-            _ => crate::errors::EXIT_FAILURE,
-        }
-    }
-
-    fn render(&self) -> String {
-        match self {
-            Self::Config(e) => e.render(),
-            other => format!("error: {}", crate::errors::chain(other)),
-        }
-    }
-}
+crate::errors::exit_via!(WorkerError: Config, Setup);
 
 /// `kubesup worker`: the node's own config layers, then the join (or the identity on disk).
 pub fn run(a: WorkerArgs, g: &Globals) -> Result<(), WorkerError> {

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 pub use probe::{Probe, ProbeSpec, TlsProbe};
-pub use process::{Exec, Procs, default_sigpipe};
+pub use process::{Exec, Procs, default_sigpipe, limit_malloc_arenas};
 pub use state::Policy;
 
 use pidfile::PidFile;
