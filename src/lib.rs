@@ -43,6 +43,7 @@ pub mod paths;
 pub mod pki;
 pub mod plan;
 pub mod preflight;
+pub mod renewal;
 pub mod retry;
 pub mod run;
 pub mod supervise;

@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// How long to wait before each retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,11 +27,15 @@ pub struct Backoff {
     pub factor: u32,
     /// No wait is longer than this (jitter included).
     pub max: Duration,
-    /// Up to this fraction of each wait is added at random (0.0 to 1.0), so that nodes started
-    /// together do not retry in lockstep.
+    /// Up to this fraction of each wait is taken off at random (0.0 to 1.0), so that nodes
+    /// started together do not retry in lockstep. Taken off, not added: the schedule is then
+    /// the longest a caller ever waits, and `max` a true cap.
     pub jitter: f64,
     /// Give up after this many attempts in all; `None` retries for as long as the task runs.
     pub attempts: Option<u32>,
+    /// Failures before this attempt number are expected (a peer still starting) and logged at
+    /// debug; from it on, at warn. 1 logs every failure at warn.
+    pub warn_from: u32,
 }
 
 impl Backoff {
@@ -43,6 +47,7 @@ impl Backoff {
             max: period,
             jitter: 0.0,
             attempts: None,
+            warn_from: 1,
         }
     }
 
@@ -54,6 +59,7 @@ impl Backoff {
             max,
             jitter: 0.0,
             attempts: None,
+            warn_from: 1,
         }
     }
 
@@ -68,6 +74,12 @@ impl Backoff {
         self
     }
 
+    /// Log failures at debug until attempt `n`, at warn from it on.
+    pub const fn warn_from(mut self, n: u32) -> Self {
+        self.warn_from = n;
+        self
+    }
+
     /// The wait after failed attempt number `failed` (1 for the first failure), given a jitter
     /// sample in `[0, 1)`. Pure, so callers that must be deterministic pass their own sample.
     pub fn delay(&self, failed: u32, sample: f64) -> Duration {
@@ -77,22 +89,28 @@ impl Backoff {
             .checked_pow(failed.saturating_sub(1))
             .unwrap_or(u32::MAX);
         let base = self.first.saturating_mul(growth).min(self.max);
-        let extra = base.mul_f64(self.jitter.clamp(0.0, 1.0) * sample.clamp(0.0, 1.0));
-        (base + extra).min(self.max)
+        base.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * sample.clamp(0.0, 1.0))
     }
 
-    /// The wait after failed attempt `failed`, with a random jitter sample; `None` once the
-    /// bound on attempts is reached.
-    pub fn next(&self, failed: u32) -> Option<Duration> {
-        if self.attempts.is_some_and(|n| failed >= n) {
-            return None;
-        }
+    /// Whether a retry may follow failed attempt number `failed` (the bound on attempts).
+    pub fn allows(&self, failed: u32) -> bool {
+        self.attempts.is_none_or(|n| failed < n)
+    }
+
+    /// The wait after failed attempt `failed`, with a random jitter sample, bound or not.
+    pub fn wait(&self, failed: u32) -> Duration {
         let sample = if self.jitter > 0.0 {
             rand::random::<f64>()
         } else {
             0.0
         };
-        Some(self.delay(failed, sample))
+        self.delay(failed, sample)
+    }
+
+    /// The wait after failed attempt `failed`, with a random jitter sample; `None` once the
+    /// bound on attempts is reached.
+    pub fn next(&self, failed: u32) -> Option<Duration> {
+        self.allows(failed).then(|| self.wait(failed))
     }
 
     /// Runs `op` until it succeeds, an error is final (`is_final`), or the attempts run out;
@@ -118,13 +136,12 @@ impl Backoff {
                         Some(wait) if !is_final(&e) => wait,
                         _ => return Err(e),
                     };
-                    warn!(
-                        what,
-                        attempt = failed,
-                        retry_in = ?wait,
-                        error = %crate::errors::chain(&e),
-                        "failed; retrying"
-                    );
+                    let error = crate::errors::chain(&e);
+                    if failed >= self.warn_from {
+                        warn!(what, attempt = failed, retry_in = ?wait, error, "failed; retrying");
+                    } else {
+                        debug!(what, attempt = failed, retry_in = ?wait, error, "not yet; retrying");
+                    }
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -152,9 +169,11 @@ mod tests {
             delays,
             [250, 500, 1000, 2000, 2000, 2000].map(Duration::from_millis)
         );
+        // Jitter only shortens a wait: the schedule is the longest one.
         let j = b.with_jitter(0.5);
-        assert_eq!(j.delay(1, 0.999_999).as_millis(), 374);
-        assert_eq!(j.delay(4, 0.999_999), Duration::from_secs(2));
+        assert_eq!(j.delay(1, 0.999_999).as_millis(), 125);
+        assert_eq!(j.delay(1, 0.0).as_millis(), 250);
+        assert_eq!(j.delay(4, 0.5), Duration::from_millis(1500));
         // A huge attempt number saturates instead of overflowing.
         assert_eq!(b.delay(u32::MAX, 0.0), Duration::from_secs(2));
         let f = Backoff::fixed(Duration::from_secs(5)).with_attempts(3);

@@ -15,6 +15,7 @@ use common::{
     DataDir, FAKE, alive, component, free_port, group_still_recorded, kill_group,
     kill_recorded_groups, kubesup, poll_every, proc_stat, spawn_logged, status_json, zombie,
 };
+use kubesup::supervise::State;
 use kubesup::supervise::pidfile::ChildRecord;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -25,6 +26,12 @@ use serde_json::Value;
 const POLL: Duration = Duration::from_millis(20);
 
 /// Lines of a `--touch-on-start` file: start times in ns.
+/// A component's state from `kubesup status --json`, typed: the test matches the enum the
+/// status is made of, not its spelling.
+fn state_of(c: &Value) -> Option<State> {
+    serde_json::from_value(c["state"].clone()).ok()
+}
+
 fn starts(path: &Path) -> Vec<u128> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -186,8 +193,8 @@ fn backoff_grows_is_capped_and_resets_after_a_stable_run() {
     let st = s.component("flaky").unwrap();
     assert!(
         matches!(
-            st["state"].as_str(),
-            Some("crash-loop" | "starting" | "running")
+            state_of(&st),
+            Some(State::CrashLoop | State::Starting | State::Running)
         ),
         "{st}"
     );
@@ -307,7 +314,9 @@ fn a_binary_that_cannot_be_executed_is_an_error_and_is_not_retried_in_a_loop() {
         dir,
         "children:\n  - name: missing\n    command: [/nonexistent/bin/thing]\n  - name: noexec\n    command: [DIR/not-executable]\n",
     );
-    let m = s.wait_component("missing", "exec-failed", |c| c["state"] == "exec-failed");
+    let m = s.wait_component("missing", "exec-failed", |c| {
+        state_of(c) == Some(State::ExecFailed)
+    });
     assert!(
         m["last_error"]
             .as_str()
@@ -315,7 +324,9 @@ fn a_binary_that_cannot_be_executed_is_an_error_and_is_not_retried_in_a_loop() {
             .contains("/nonexistent/bin/thing"),
         "{m}"
     );
-    let n = s.wait_component("noexec", "exec-failed", |c| c["state"] == "exec-failed");
+    let n = s.wait_component("noexec", "exec-failed", |c| {
+        state_of(c) == Some(State::ExecFailed)
+    });
     assert!(
         n["last_error"]
             .as_str()

@@ -20,12 +20,12 @@ use crate::cmd::{Globals, SetupError};
 use crate::components;
 use crate::config::{Config, ConfigError};
 use crate::daemon::{Daemon, Hook, Reload};
-use crate::errors::Exit;
 use crate::fetch::{self, FetchedSet};
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, Network, NodeRole};
 use crate::pki::Pki;
 use crate::plan::{Build, fetch_binaries, ports};
+use crate::retry::Backoff;
 use crate::supervise::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
@@ -240,56 +240,79 @@ async fn write_flannel(cfg: &Config, v2: bool) {
     let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
     // Bounded: a few attempts over about a minute, then give up loudly (the operator can
     // restart kubesup; nothing else depends on it).
-    for attempt in 1..=12u32 {
-        let result = async {
-            let mut c = crate::etcd::connect(&endpoint, &tls).await?;
-            let version = crate::etcd::status(&mut c).await?;
-            info!(version, "etcd is healthy");
-            crate::etcd::write_flannel_config(&mut c, &endpoint, &tls, cfg.pod_cidr, v2).await
-        }
+    let written = Backoff::fixed(Duration::from_secs(5))
+        .with_attempts(12)
+        .retry(
+            "write flannel's network config",
+            || async {
+                let mut c = crate::etcd::connect(&endpoint, &tls).await?;
+                let version = crate::etcd::status(&mut c).await?;
+                info!(version, "etcd is healthy");
+                crate::etcd::write_flannel_config(&mut c, &endpoint, &tls, cfg.pod_cidr, v2).await
+            },
+            |_| false,
+        )
         .await;
-        match result {
-            Ok(()) => return,
-            Err(e) => {
-                warn!(attempt, error = %e, "cannot write flannel's network config yet");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        }
+    if let Err(e) = written {
+        tracing::error!(
+            error = %crate::errors::chain(&e),
+            "gave up writing flannel's network config; pods on flannel will get no subnet until kubesup restarts"
+        );
     }
-    tracing::error!(
-        "gave up writing flannel's network config; pods on flannel will get no subnet until kubesup restarts"
-    );
 }
 
 async fn apply_addons(cfg: &Config) {
     let Some(kube) = admin_kube(cfg) else { return };
-    for attempt in 1..=30u32 {
-        let mut failed = None;
-        for obj in crate::addons::objects(cfg) {
-            if let Err(e) = kube.apply(&obj).await {
-                failed = Some(e);
-                break;
-            }
+    let applied = Backoff::fixed(Duration::from_secs(2))
+        .with_attempts(30)
+        .retry(
+            "apply the cluster objects",
+            || async {
+                for obj in crate::addons::objects(cfg) {
+                    kube.apply(&obj).await?;
+                }
+                Ok::<_, crate::kube::KubeError>(())
+            },
+            |_| false,
+        )
+        .await;
+    match applied {
+        Ok(()) => {
+            let kubeconfig = cfg.paths.kubeconfig(crate::paths::KubeconfigUser::Admin);
+            info!(kubeconfig = %kubeconfig.display(), "cluster objects and DNS add-on applied");
+            println!(
+                "The control plane is up. Use it with: export KUBECONFIG={}; kubectl get nodes",
+                kubeconfig.display()
+            );
         }
-        match failed {
-            None => {
-                let kubeconfig = cfg.paths.kubeconfig(crate::paths::KubeconfigUser::Admin);
-                info!(kubeconfig = %kubeconfig.display(), "cluster objects and DNS add-on applied");
-                println!(
-                    "The control plane is up. Use it with: export KUBECONFIG={}; kubectl get nodes",
-                    kubeconfig.display()
-                );
-                return;
-            }
-            Some(e) => {
-                warn!(attempt, error = %e, "cannot apply cluster objects yet");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
+        Err(e) => tracing::error!(
+            error = %crate::errors::chain(&e),
+            "gave up applying the cluster objects and DNS add-on; restart kubesup to retry"
+        ),
     }
-    tracing::error!(
-        "gave up applying the cluster objects and DNS add-on; restart kubesup to retry"
-    );
+}
+
+/// A master's side of renewal: its own leaves, signed by its own CA.
+struct MasterRenewal {
+    pki: Pki,
+    spec: crate::pki::PkiSpec,
+}
+
+impl crate::renewal::Renewal for MasterRenewal {
+    type Error = crate::pki::PkiError;
+
+    fn next_due(&self, now: SystemTime) -> Result<Option<SystemTime>, Self::Error> {
+        Ok(self.pki.next_renewal(now).map(|(at, _)| at))
+    }
+
+    async fn renew(&mut self, now: SystemTime) -> Result<Vec<Component>, Self::Error> {
+        let renewed = self.pki.renew_due(&self.spec, now)?;
+        info!(renewed = ?renewed.iter().map(|l| l.name()).collect::<Vec<_>>(), "renewed the master's certificates");
+        Ok(renewed
+            .into_iter()
+            .flat_map(|l| crate::plan::leaf_readers(l).iter().copied())
+            .collect())
+    }
 }
 
 /// Renews leaves at about two thirds of their lifetime (with jitter), then restarts only the
@@ -299,33 +322,9 @@ async fn renew_certificates(
     advertise: IpAddr,
     sup: crate::supervise::SupervisorHandle,
 ) {
-    let pki = Pki::new(&cfg.paths);
-    let spec = crate::plan::pki_spec(&cfg, advertise);
-    loop {
-        let Some((at, leaves)) = pki.next_renewal(SystemTime::now()) else {
-            return;
-        };
-        let wait = crate::pki::renewal_sleep(at, SystemTime::now());
-        info!(at = %humantime::format_rfc3339_seconds(at), leaves = ?leaves.iter().map(|l| l.name()).collect::<Vec<_>>(), "next certificate renewal");
-        tokio::time::sleep(wait).await;
-        match pki.renew_due(&spec, SystemTime::now()) {
-            Ok(renewed) if !renewed.is_empty() => {
-                let mut restart: Vec<Component> = renewed
-                    .iter()
-                    .flat_map(|l| crate::plan::leaf_readers(*l).iter().copied())
-                    .collect();
-                restart.sort();
-                restart.dedup();
-                info!(renewed = ?renewed.iter().map(|l| l.name()).collect::<Vec<_>>(), "renewed certificates");
-                for c in restart {
-                    sup.restart(c.name());
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "certificate renewal failed; retrying in an hour");
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-            }
-        }
-    }
+    let side = MasterRenewal {
+        pki: Pki::new(&cfg.paths),
+        spec: crate::plan::pki_spec(&cfg, advertise),
+    };
+    crate::renewal::run("master", side, SystemTime::now, |c| sup.restart(c.name())).await;
 }

@@ -25,9 +25,9 @@ use tracing::{info, warn};
 use crate::cli::ResetArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::ConfigError;
-use crate::errors::Exit;
 use crate::model::Component;
 use crate::paths::Paths;
+use crate::retry::Backoff;
 use crate::supervise::{Exec, Procs, control, lock::DataDirLock, pidfile};
 
 /// Chains kubelet creates by name (kubelet_network_linux.go), and kube-proxy's canary, which
@@ -289,15 +289,30 @@ fn kubelet_cgroup_root(paths: &Paths) -> Option<String> {
 
 /// Kills what is left in a kubesup-created cgroup root and removes its cgroups (bounded).
 async fn remove_cgroup_root(root: &str) {
-    for _ in 0..50 {
-        if crate::cgroup::remove_once(root) {
-            info!(root, "removed the kubelet cgroup root");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Its last processes take a moment to leave once killed: a few seconds of attempts.
+    let removed = Backoff::fixed(Duration::from_millis(100))
+        .with_attempts(50)
+        .warn_from(u32::MAX)
+        .retry(
+            "remove the kubelet cgroup root",
+            || async {
+                crate::cgroup::remove_once(root)
+                    .then_some(())
+                    .ok_or(CgroupBusy)
+            },
+            |_| false,
+        )
+        .await;
+    match removed {
+        Ok(()) => info!(root, "removed the kubelet cgroup root"),
+        Err(_) => warn!(root, "cannot remove the kubelet cgroup root"),
     }
-    warn!(root, "cannot remove the kubelet cgroup root");
 }
+
+/// A cgroup under the kubelet root still holds a process or a child cgroup.
+#[derive(Debug, thiserror::Error)]
+#[error("the cgroup is still in use")]
+struct CgroupBusy;
 
 /// Deletes the rules that jump to kubelet's chains, then the chains, in every table.
 async fn remove_kubelet_chains() {

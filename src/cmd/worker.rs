@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -22,7 +22,6 @@ use crate::cli::WorkerArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
 use crate::daemon::{Daemon, Hook, Reload};
-use crate::errors::Exit;
 use crate::fsutil;
 use crate::join::ClusterInfo;
 use crate::join::client::{self, ClientError, Joined};
@@ -30,7 +29,7 @@ use crate::join::token::Token;
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, NodeRole};
 use crate::paths::{KubeconfigUser, Paths};
-use crate::pki::{MIN_RENEWAL_INTERVAL, next_renewal_of, renewal_sleep};
+use crate::pki::{Leaf, next_renewal_of};
 use crate::plan::{Build, BuildError, fetch_binaries, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
@@ -71,6 +70,8 @@ pub enum WorkerError {
     Daemon(#[from] crate::daemon::DaemonError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error("cannot read this node's certificates")]
+    Certificates(#[from] crate::pki::PkiError),
 }
 
 crate::errors::exit_via!(WorkerError: Config, Setup);
@@ -278,17 +279,14 @@ async fn route_source(join_url: &str) -> Result<IpAddr, WorkerError> {
     Ok(sock.local_addr().map_err(route_err)?.ip())
 }
 
-/// Longest wait between retries of a failed renewal (the master may be down for a while).
-const MAX_RENEWAL_RETRY: Duration = Duration::from_secs(600);
-
-/// The node's certificates, all signed by its master.
-fn node_certs(paths: &Paths) -> Vec<PathBuf> {
+/// The node's certificates, all signed by its master, with the leaf each one is.
+fn node_certs(paths: &Paths) -> [(Leaf, PathBuf); 4] {
     let pki = paths.pki();
-    vec![
-        pki.kubelet_client().cert,
-        pki.kubelet_server().cert,
-        pki.kube_proxy().cert,
-        pki.flannel_etcd_client().cert,
+    [
+        (Leaf::KubeletClient, pki.kubelet_client().cert),
+        (Leaf::KubeletServer, pki.kubelet_server().cert),
+        (Leaf::KubeProxy, pki.kube_proxy().cert),
+        (Leaf::FlannelEtcdClient, pki.flannel_etcd_client().cert),
     ]
 }
 
@@ -322,47 +320,39 @@ async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
     write_credentials(paths, &joined, id)
 }
 
+/// A worker's side of renewal: new certificates from its master, over the join API.
+struct WorkerRenewal {
+    paths: Paths,
+    id: Identity,
+}
+
+impl crate::renewal::Renewal for WorkerRenewal {
+    type Error = WorkerError;
+
+    fn next_due(&self, now: SystemTime) -> Result<Option<SystemTime>, WorkerError> {
+        let certs: Vec<PathBuf> = node_certs(&self.paths)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        Ok(next_renewal_of(&certs, now)?)
+    }
+
+    async fn renew(&mut self, _now: SystemTime) -> Result<Vec<Component>, WorkerError> {
+        renew_once(&self.paths, &self.id).await?;
+        info!(node = %self.id.node_name, "renewed the node's certificates");
+        // All of the node's certificates are renewed together.
+        Ok(node_certs(&self.paths)
+            .into_iter()
+            .flat_map(|(leaf, _)| crate::plan::leaf_readers(leaf).iter().copied())
+            .collect())
+    }
+}
+
 /// Renews the node's certificates in the background for as long as kubesup runs, then restarts
 /// only the components that use them.
 async fn renew_node_certificates(paths: Paths, id: Identity, sup: SupervisorHandle) {
-    let mut retry = MIN_RENEWAL_INTERVAL;
-    loop {
-        let due = match next_renewal_of(&node_certs(&paths), SystemTime::now()) {
-            Ok(Some(t)) => t,
-            Ok(None) => {
-                tracing::error!("the node has no certificates; no background renewal");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the node's certificates; no background renewal");
-                return;
-            }
-        };
-        let wait = renewal_sleep(due, SystemTime::now());
-        info!(at = %humantime::format_rfc3339_seconds(due), "next node certificate renewal");
-        tokio::time::sleep(wait).await;
-        if SystemTime::now() < due {
-            continue;
-        }
-        match renew_once(&paths, &id).await {
-            Ok(()) => {
-                retry = MIN_RENEWAL_INTERVAL;
-                info!(node = %id.node_name, "renewed the node's certificates");
-                for c in [
-                    Component::Kubelet,
-                    Component::KubeProxy,
-                    Component::Flanneld,
-                ] {
-                    sup.restart(c.name());
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, retry_in = ?retry, "node certificate renewal failed");
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(MAX_RENEWAL_RETRY);
-            }
-        }
-    }
+    let side = WorkerRenewal { paths, id };
+    crate::renewal::run("node", side, SystemTime::now, |c| sup.restart(c.name())).await;
 }
 
 /// Writes the node's credentials from the master's answer, and the identity record last.

@@ -34,6 +34,7 @@ use crate::config::Config;
 use crate::fsutil;
 use crate::model::KubeVersion;
 use crate::model::{Component, NodeRole};
+use crate::retry::Backoff;
 use crate::supervise::{ChildSpec, Exec, Policy, ProbeSpec};
 
 pub use containerd::lacks_cap_sys_resource;
@@ -170,14 +171,17 @@ fn assemble(
     };
     let mut spec = ChildSpec::new(c.name(), exec);
     spec.depends_on = deps.iter().map(|d| d.name().to_string()).collect();
+    let d = Policy::default();
     spec.policy = Policy {
-        backoff_max: s.backoff_max,
+        backoff: Backoff {
+            max: s.backoff_max,
+            ..d.backoff
+        },
         stable_after: s.stable_after,
         grace_period: grace,
         liveness_failures: s.liveness_failures,
         startup_timeout: Duration::from_secs(180),
         has_probe: probe.is_some(),
-        ..Policy::default()
     };
     spec.probe = probe;
     spec.config_files = files.iter().map(|f| f.path.clone()).collect();

@@ -29,6 +29,7 @@ use super::cache::{IO_BUF, io_err, unique_sibling};
 use super::mirror::Location;
 use super::progress::{Bar, Progress};
 use crate::http::{Client, HttpError, Response};
+use crate::retry::Backoff;
 
 /// Checksum files are a few hundred bytes; anything much larger is not one.
 const MAX_CHECKSUM_FILE: usize = 1 << 20;
@@ -38,8 +39,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub(crate) struct Downloader {
     pub client: Client,
     pub read_timeout: Duration,
-    pub retries: u32,
-    pub backoff: Duration,
+    /// Between attempts at one file: transient failures only, bounded.
+    pub retry: Backoff,
     pub progress: Progress,
 }
 
@@ -198,14 +199,13 @@ fn parse_unsatisfied_range(v: &str) -> Option<u64> {
 }
 
 impl Downloader {
-    /// Delay before retry `n` (1-based): backoff * 2^(n-1), capped, with up to 25% jitter so
-    /// that nodes restarted together do not retry in lockstep.
-    fn delay(&self, n: u32) -> Duration {
-        let base = self
-            .backoff
-            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
-            .min(MAX_BACKOFF);
-        base.mul_f64(1.0 + rand::random::<f64>() * 0.25)
+    /// The retry policy for `opts`: `retries` retries after the first attempt, from `first`
+    /// doubling up to [`MAX_BACKOFF`], less up to a quarter at random, so that nodes restarted
+    /// together do not retry in lockstep.
+    pub(crate) fn retry_policy(retries: u32, first: Duration) -> Backoff {
+        Backoff::exponential(first, MAX_BACKOFF)
+            .with_jitter(0.25)
+            .with_attempts(retries.saturating_add(1))
     }
 
     /// Reads a small text file (a published checksum). `Ok(None)` when it does not exist.
@@ -225,9 +225,9 @@ impl Downloader {
                 loop {
                     match self.small_attempt(url).await {
                         Err(FetchError::NotFound { .. }) => return Ok(None),
-                        Err(e) if e.is_transient() && failures < self.retries => {
+                        Err(e) if e.is_transient() && self.retry.allows(failures + 1) => {
                             failures += 1;
-                            let d = self.delay(failures);
+                            let d = self.retry.wait(failures);
                             warn!(url, attempt = failures, error = %e, retry_in = ?d, "retrying");
                             tokio::time::sleep(d).await;
                         }
@@ -398,9 +398,9 @@ impl Downloader {
                     }
                     return Ok(p.into_downloaded(actual));
                 }
-                Err(e) if e.is_transient() && failures < self.retries => {
+                Err(e) if e.is_transient() && self.retry.allows(failures + 1) => {
                     failures += 1;
-                    let d = self.delay(failures);
+                    let d = self.retry.wait(failures);
                     warn!(url, attempt = failures, received = p.len, error = %e, retry_in = ?d,
                         "download failed; retrying");
                     tokio::time::sleep(d).await;
@@ -560,15 +560,16 @@ mod tests {
         let d = Downloader {
             client: Client::builder().build().unwrap(),
             read_timeout: Duration::from_secs(1),
-            retries: 3,
-            backoff: Duration::from_millis(100),
+            retry: Downloader::retry_policy(3, Duration::from_millis(100)),
             progress: Progress::new(false),
         };
-        let ms = |n| d.delay(n).as_millis();
-        assert!((100..=125).contains(&ms(1)), "{}", ms(1));
-        assert!((200..=250).contains(&ms(2)));
-        assert!((400..=500).contains(&ms(3)));
-        assert!(d.delay(40) <= MAX_BACKOFF.mul_f64(1.25));
+        let ms = |n| d.retry.wait(n).as_millis();
+        assert!((75..=100).contains(&ms(1)), "{}", ms(1));
+        assert!((150..=200).contains(&ms(2)));
+        assert!((300..=400).contains(&ms(3)));
+        assert!(d.retry.wait(40) <= MAX_BACKOFF);
+        // Three retries after the first attempt, then no more.
+        assert!(d.retry.allows(3) && !d.retry.allows(4));
     }
 
     #[test]

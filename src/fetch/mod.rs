@@ -235,8 +235,7 @@ impl Fetcher {
         let dl = Downloader {
             client,
             read_timeout: opts.read_timeout,
-            retries: opts.retries,
-            backoff: opts.retry_backoff,
+            retry: Downloader::retry_policy(opts.retries, opts.retry_backoff),
             progress: Progress::new(opts.progress_bars),
         };
         Ok(Self {

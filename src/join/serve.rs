@@ -10,13 +10,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use super::server::{self, JoinContext, ServerError};
 use super::store::Backend;
 use super::tls::{TlsError, tls_config_from_files};
 use super::wire::ClusterInfo;
 use crate::pki::{CaKind, LoadedCa, PkiError};
+use crate::retry::Backoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -30,6 +31,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("cannot listen for the join API")]
     Bind(#[from] ServerError),
+    #[error("cannot reach the local etcd")]
+    Etcd(#[from] crate::etcd::EtcdError),
 }
 
 /// What the join API serves with, read from the master's PKI.
@@ -86,16 +89,17 @@ pub async fn serve_on_master(
     let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
     // etcd was ready a moment ago; a restart of it in between is retried, boundedly per
     // attempt, for as long as kubesup runs.
-    let mut delay = Duration::from_millis(200);
-    let etcd = loop {
-        match crate::etcd::connect(&endpoint, &etcd_tls).await {
-            Ok(c) => break c,
-            Err(e) => {
-                warn!(error = %e, "join API: cannot reach etcd yet");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
+    let connected = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(5))
+        .retry(
+            "join API: connect to etcd",
+            || crate::etcd::connect(&endpoint, &etcd_tls),
+            |_| false,
+        )
+        .await;
+    // The retry is unbounded and no error is final, so this returns only once connected.
+    let etcd = match connected {
+        Ok(c) => c,
+        Err(e) => return cannot_start(&e.into()),
     };
     let cluster = ClusterInfo {
         api_servers: vec![crate::components::https_url(advertise, cfg.api_port)],

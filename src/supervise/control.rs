@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{Procs, StatusBoard};
+use super::{Procs, State, StatusBoard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -45,7 +45,7 @@ pub enum ControlError {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ComponentStatus {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub pid: Option<i32>,
     pub uptime_secs: Option<u64>,
     pub restarts: u32,
@@ -88,7 +88,7 @@ impl StatusReport {
         for c in &self.components {
             rows.push([
                 c.name.clone(),
-                c.state.clone(),
+                c.state.to_string(),
                 if c.ready { "yes" } else { "no" }.into(),
                 c.pid.map(|p| p.to_string()).unwrap_or_else(dash),
                 c.uptime_secs

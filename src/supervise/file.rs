@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::{ChildSpec, Exec, Policy, Probe, ProbeSpec};
 use crate::paths::Paths;
+use crate::retry::Backoff;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -107,12 +108,14 @@ pub fn load(path: &Path, paths: &Paths) -> Result<Vec<ChildSpec>, FileError> {
         let d = Policy::default();
         spec.policy = Policy {
             grace_period: c.grace_period.unwrap_or(d.grace_period),
-            backoff_max: c.backoff_max.unwrap_or(d.backoff_max),
+            backoff: Backoff {
+                max: c.backoff_max.unwrap_or(d.backoff.max),
+                ..d.backoff
+            },
             stable_after: c.stable_after.unwrap_or(d.stable_after),
             startup_timeout: c.startup_timeout.unwrap_or(d.startup_timeout),
             liveness_failures: c.liveness_failures.unwrap_or(d.liveness_failures),
             has_probe: c.probe.is_some(),
-            ..d
         };
         spec.probe = match c.probe {
             None => None,

@@ -39,7 +39,7 @@ use tracing::{info, warn};
 
 pub use probe::{Probe, ProbeSpec, TlsProbe};
 pub use process::{Exec, Procs, default_sigpipe, limit_malloc_arenas};
-pub use state::Policy;
+pub use state::{Policy, State};
 
 use pidfile::PidFile;
 use unit::{Unit, UnitCmd};
@@ -134,7 +134,7 @@ impl ChildSpec {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct UnitStatus {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub pid: Option<i32>,
     #[serde(skip)]
     pub started_at: Option<SystemTime>,

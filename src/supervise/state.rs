@@ -14,7 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::retry::Backoff;
 
 /// How a child ended, as the reaper saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,9 +43,9 @@ impl std::fmt::Display for ExitKind {
 /// The restart and stop policy of one child.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Delay of the second restart in a row; doubles after that.
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
+    /// Waits between restarts of a crash run, after the first restart (which is immediate):
+    /// the project's one backoff type, doubling from its `first` up to its `max`.
+    pub backoff: Backoff,
     /// A child that lived this long is "stable": its next crash restarts at once again.
     pub stable_after: Duration,
     /// Time between SIGTERM to the group and SIGKILL to the group.
@@ -58,8 +60,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            backoff_base: Duration::from_millis(250),
-            backoff_max: Duration::from_secs(30),
+            backoff: restart_backoff(Duration::from_millis(250), Duration::from_secs(30)),
             stable_after: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
             liveness_failures: 3,
@@ -144,19 +145,63 @@ impl UnitState {
         matches!(self.phase, Phase::Running { ready: true, .. })
     }
 
-    /// A short word for status output.
-    pub fn label(&self) -> &'static str {
+    /// What `kubesup status` shows of the phase.
+    pub fn label(&self) -> State {
         match self.phase {
-            Phase::Waiting => "waiting",
-            Phase::Starting => "starting",
-            Phase::Running { ready: false, .. } => "starting",
-            Phase::Running { ready: true, .. } => "running",
-            Phase::Backoff { .. } if self.consecutive >= 3 => "crash-loop",
-            Phase::Backoff { .. } => "backoff",
-            Phase::ExecFailed { .. } => "exec-failed",
-            Phase::Stopping { .. } => "stopping",
-            Phase::Stopped => "stopped",
+            Phase::Waiting => State::Waiting,
+            Phase::Starting | Phase::Running { ready: false, .. } => State::Starting,
+            Phase::Running { ready: true, .. } => State::Running,
+            Phase::Backoff { .. } if self.consecutive >= 3 => State::CrashLoop,
+            Phase::Backoff { .. } => State::Backoff,
+            Phase::ExecFailed { .. } => State::ExecFailed,
+            Phase::Stopping { .. } => State::Stopping,
+            Phase::Stopped => State::Stopped,
         }
+    }
+}
+
+/// A child's state as `kubesup status` reports it: the operator's view of [`Phase`], without
+/// its timers and PIDs. Serialized in kebab-case (`crash-loop`, `exec-failed`), which is what
+/// the status table and `--json` print and what scripts match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Its dependencies are not ready yet.
+    Waiting,
+    /// Spawned, not ready yet.
+    Starting,
+    /// Ready.
+    Running,
+    /// Crashed, restarting after a backoff.
+    Backoff,
+    /// Crashed three times or more in a row without a stable run.
+    CrashLoop,
+    /// The binary could not be executed; retried at the backoff cap.
+    ExecFailed,
+    /// Being stopped.
+    Stopping,
+    /// Stopped, and not restarting.
+    Stopped,
+}
+
+impl State {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Backoff => "backoff",
+            Self::CrashLoop => "crash-loop",
+            Self::ExecFailed => "exec-failed",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -220,19 +265,20 @@ pub enum Action {
     Stopped,
 }
 
-/// Delay before restart number `consecutive` (1-based) of a crash run. `jitter` is in [0, 1)
-/// and shortens the delay by up to a quarter, so restarts of several children that crashed
-/// together spread out, and the cap is never exceeded.
+/// The schedule of a crash run's restarts after the first: from `first` doubling up to `max`,
+/// less up to a quarter at random, so restarts of several children that crashed together spread
+/// out and the cap is never exceeded.
+pub const fn restart_backoff(first: Duration, max: Duration) -> Backoff {
+    Backoff::exponential(first, max).with_jitter(0.25)
+}
+
+/// Delay before restart number `consecutive` (1-based) of a crash run: the first is immediate,
+/// the rest follow the policy's backoff. `jitter` is a sample in [0, 1).
 pub fn backoff_delay(policy: &Policy, consecutive: u32, jitter: f64) -> Duration {
     if consecutive <= 1 {
         return Duration::ZERO;
     }
-    let exp = (consecutive - 2).min(20);
-    let nominal = policy
-        .backoff_base
-        .saturating_mul(1u32 << exp)
-        .min(policy.backoff_max);
-    nominal.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
+    policy.backoff.delay(consecutive - 1, jitter)
 }
 
 /// The transition function. `jitter` is a fresh random number in [0, 1).
@@ -267,7 +313,7 @@ pub fn next(
                 s.phase = Phase::Stopped;
                 actions.push(Action::Stopped);
             } else {
-                let until = at + policy.backoff_max;
+                let until = at + policy.backoff.max;
                 s.phase = Phase::ExecFailed { until };
                 actions.push(Action::SetTimer(until));
             }
@@ -506,8 +552,7 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff: restart_backoff(Duration::from_millis(100), Duration::from_secs(5)),
             stable_after: Duration::from_secs(10),
             grace_period: Duration::from_secs(2),
             liveness_failures: 3,
@@ -527,7 +572,7 @@ mod tests {
     fn starts_when_dependencies_are_ready_and_is_ready_after_a_probe() {
         let t0 = Instant::now();
         let s = running(10, t0);
-        assert_eq!(s.label(), "starting");
+        assert_eq!(s.label(), State::Starting);
         let (s, a) = next(
             s,
             Event::Probe {
@@ -539,7 +584,7 @@ mod tests {
             0.0,
         );
         assert_eq!(a, vec![Action::Ready(true)]);
-        assert_eq!(s.label(), "running");
+        assert_eq!(s.label(), State::Running);
     }
 
     #[test]
@@ -586,9 +631,9 @@ mod tests {
                 assert_eq!(
                     s.label(),
                     if s.consecutive >= 3 {
-                        "crash-loop"
+                        State::CrashLoop
                     } else {
-                        "backoff"
+                        State::Backoff
                     }
                 );
                 t += delay;
@@ -630,7 +675,7 @@ mod tests {
         for n in 2..30 {
             for j in [0.0, 0.3, 0.999] {
                 let d = backoff_delay(&p, n, j);
-                assert!(d <= p.backoff_max);
+                assert!(d <= p.backoff.max);
                 assert!(d >= backoff_delay(&p, n, 0.0).mul_f64(0.75));
             }
         }
@@ -650,8 +695,8 @@ mod tests {
             &p,
             0.0,
         );
-        assert_eq!(a, vec![Action::SetTimer(t0 + p.backoff_max)]);
-        assert_eq!(s.label(), "exec-failed");
+        assert_eq!(a, vec![Action::SetTimer(t0 + p.backoff.max)]);
+        assert_eq!(s.label(), State::ExecFailed);
         assert_eq!(s.last_error.as_deref(), Some("ENOENT"));
     }
 

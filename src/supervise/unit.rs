@@ -141,7 +141,7 @@ impl Unit {
                 info!(component = %name, pid, %exit, "stopped");
             }
             (Event::SpawnFailed { error, .. }, _) => {
-                error!(component = %name, error = %error, retry_in = ?self.spec.policy.backoff_max, "cannot start");
+                error!(component = %name, error = %error, retry_in = ?self.spec.policy.backoff.max, "cannot start");
             }
             (
                 Event::Probe { ok: false, .. },
@@ -254,7 +254,7 @@ impl Unit {
         let s = &self.state;
         self.board.set(UnitStatus {
             name: self.spec.name.clone(),
-            state: s.label().to_string(),
+            state: s.label(),
             pid: s.pid(),
             started_at: self.started_at,
             restarts: s.restarts,
