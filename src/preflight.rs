@@ -6,7 +6,7 @@
 //! IP forwarding, which kube-proxy and pod networking need).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
@@ -94,9 +94,10 @@ pub fn run(
         }
     }
     if !skip(Check::DataDir)
-        && let Err(msg) = data_dir_ok(cfg.paths.data_dir())
+        && let Err(e) = data_dir_ok(cfg.paths.data_dir())
     {
-        fail(Check::DataDir, msg);
+        // One line per problem in the report: the typed error, rendered with its cause.
+        fail(Check::DataDir, crate::errors::chain(&e));
     }
     if runs_kubelet {
         if !skip(Check::Iptables) && which("iptables").is_none() {
@@ -131,7 +132,26 @@ pub fn run(
     }
 }
 
-fn data_dir_ok(dir: &Path) -> Result<(), String> {
+/// Why the data dir cannot hold kubesup's state and binaries (the `data-dir` check).
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error(
+        "{dir} is on a filesystem mounted noexec; kubesup runs its binaries from the data dir: choose another --data-dir"
+    )]
+    NoExec { dir: PathBuf },
+    #[error("{dir} is on a read-only filesystem; choose another --data-dir")]
+    ReadOnly { dir: PathBuf },
+    #[error("cannot inspect {path}")]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{path} is not writable; choose another --data-dir or fix its permissions")]
+    NotWritable { path: PathBuf },
+}
+
+fn data_dir_ok(dir: &Path) -> Result<(), DataDirError> {
     // The dir may not exist yet: check the nearest existing ancestor.
     let existing = dir
         .ancestors()
@@ -139,25 +159,27 @@ fn data_dir_ok(dir: &Path) -> Result<(), String> {
         .unwrap_or(Path::new("/"));
     match nix::sys::statvfs::statvfs(existing) {
         Ok(s) if s.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC) => {
-            return Err(format!(
-                "{} is on a filesystem mounted noexec; kubesup runs its binaries from the data dir: choose another --data-dir",
-                dir.display()
-            ));
+            return Err(DataDirError::NoExec {
+                dir: dir.to_path_buf(),
+            });
         }
         Ok(s) if s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) => {
-            return Err(format!(
-                "{} is on a read-only filesystem; choose another --data-dir",
-                dir.display()
-            ));
+            return Err(DataDirError::ReadOnly {
+                dir: dir.to_path_buf(),
+            });
         }
         Ok(_) => {}
-        Err(e) => return Err(format!("cannot inspect {}: {e}", existing.display())),
+        Err(source) => {
+            return Err(DataDirError::Inspect {
+                path: existing.to_path_buf(),
+                source,
+            });
+        }
     }
     if nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK).is_err() {
-        return Err(format!(
-            "{} is not writable; choose another --data-dir or fix its permissions",
-            existing.display()
-        ));
+        return Err(DataDirError::NotWritable {
+            path: existing.to_path_buf(),
+        });
     }
     Ok(())
 }

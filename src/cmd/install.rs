@@ -49,7 +49,20 @@ pub enum InstallError {
     #[error("`systemctl {args}` failed: {message}")]
     Systemctl { args: String, message: String },
     #[error("the install record {path} is unreadable ({reason}); remove the files by hand")]
-    Record { path: PathBuf, reason: String },
+    Record {
+        path: PathBuf,
+        // In the message, not chained: the advice reads best after the reason.
+        reason: RecordError,
+    },
+}
+
+/// Why the install record cannot be used ([`InstallError::Record`] prints it in its message).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Parse(serde_json::Error),
 }
 
 fn unit_name(role: Role) -> String {
@@ -324,13 +337,13 @@ pub fn uninstall(root: &Path) -> Result<(), InstallError> {
         Err(e) => {
             return Err(InstallError::Record {
                 path: record_path,
-                reason: e.to_string(),
+                reason: RecordError::Read(e),
             });
         }
     };
     let record: Record = serde_json::from_str(&text).map_err(|e| InstallError::Record {
         path: record_path.clone(),
-        reason: e.to_string(),
+        reason: RecordError::Parse(e),
     })?;
     let unit = unit_name(record.role);
     if systemd_running(root) {

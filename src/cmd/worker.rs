@@ -47,7 +47,13 @@ pub enum WorkerError {
     #[error(
         "this node's identity in {path} is incomplete or unreadable ({reason}); run `kubesup reset` and join again with a new token"
     )]
-    Identity { path: PathBuf, reason: String },
+    Identity {
+        path: PathBuf,
+        // In the message, not chained: the advice reads best after the reason.
+        reason: IdentityError,
+    },
+    #[error("cannot render this node's identity record")]
+    SaveIdentity(#[source] serde_json::Error),
     #[error("cannot write this node's credentials")]
     Write(#[from] fsutil::FsError),
     #[error("cannot find this node's address toward {target} (pass --advertise IP)")]
@@ -75,6 +81,18 @@ pub enum WorkerError {
 }
 
 crate::errors::exit_via!(WorkerError: Config, Setup);
+
+/// Why this node's identity (the record of its join, and the credentials it names) is unusable.
+/// [`WorkerError::Identity`] prints it inside its own message, so each variant prints its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    Read(std::io::Error),
+    #[error("{0}")]
+    Parse(serde_json::Error),
+    #[error("{} is missing", .0.display())]
+    Missing(PathBuf),
+}
 
 /// `kubesup worker`: the node's own config layers, then the join (or the identity on disk).
 pub fn run(a: WorkerArgs, g: &Globals) -> Result<(), WorkerError> {
@@ -191,13 +209,13 @@ impl Identity {
             Err(e) => {
                 return Err(WorkerError::Identity {
                     path,
-                    reason: e.to_string(),
+                    reason: IdentityError::Read(e),
                 });
             }
         };
         let id: Identity = serde_json::from_str(&text).map_err(|e| WorkerError::Identity {
             path: path.clone(),
-            reason: e.to_string(),
+            reason: IdentityError::Parse(e),
         })?;
         let flannel = id.cluster.network == "flannel";
         if let Some(missing) = credential_files(paths, flannel)
@@ -206,7 +224,7 @@ impl Identity {
         {
             return Err(WorkerError::Identity {
                 path,
-                reason: format!("{} is missing", missing.display()),
+                reason: IdentityError::Missing(missing),
             });
         }
         Ok(Some(id))
@@ -296,7 +314,7 @@ async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
     let pki = paths.pki();
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
-            reason: e.to_string(),
+            reason: IdentityError::Read(e),
             path: p,
         })
     };
@@ -390,7 +408,7 @@ fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<()
         .cluster
         .api_servers
         .first()
-        .ok_or_else(|| ClientError::Answer("the master named no API server".into()))?;
+        .ok_or(ClientError::NoApiServer)?;
     for (user, name, cert, key) in [
         (
             KubeconfigUser::Kubelet,
@@ -406,10 +424,10 @@ fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<()
         ),
     ] {
         let text = crate::pki::render_kubeconfig(server, &r.ca, &name, cert, key)
-            .map_err(|e| ClientError::Answer(e.to_string()))?;
+            .map_err(ClientError::Kubeconfig)?;
         write(&paths.kubeconfig(user), text.expose(), KEY_MODE)?;
     }
-    let json = serde_json::to_string_pretty(id).map_err(|e| ClientError::Answer(e.to_string()))?;
+    let json = serde_json::to_string_pretty(id).map_err(WorkerError::SaveIdentity)?;
     write(&identity_file(paths), &json, KEY_MODE)?;
     Ok(())
 }

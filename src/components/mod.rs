@@ -44,10 +44,11 @@ pub use etcd::flannel_uses_etcd_v2;
 pub enum ComponentError {
     #[error("no binary for {0} was resolved")]
     NoBinary(Component),
-    #[error("cannot render the config of {component}: {message}")]
+    #[error("cannot render the config of {component}")]
     Render {
         component: Component,
-        message: String,
+        #[source]
+        source: serde_yaml_ng::Error,
     },
     #[error(transparent)]
     Write(#[from] fsutil::FsError),
@@ -222,10 +223,7 @@ fn version<'a>(ctx: &NodeContext<'a>) -> &'a KubeVersion {
 }
 
 fn yaml(component: Component, value: &serde_json::Value) -> Result<String, ComponentError> {
-    serde_yaml_ng::to_string(value).map_err(|e| ComponentError::Render {
-        component,
-        message: e.to_string(),
-    })
+    serde_yaml_ng::to_string(value).map_err(|source| ComponentError::Render { component, source })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
-use super::token::{Token, ca_pin};
+use super::token::{Token, TokenError, ca_pin};
 use super::wire::{JoinRequest, JoinResponse};
 use crate::http::{HttpError, Trust};
 use crate::pki::Secret;
@@ -35,10 +35,16 @@ pub enum ClientError {
     Tls(#[source] HttpError),
     #[error("the master refused to join this node ({status}): {message}")]
     Refused { status: u16, message: String },
-    #[error("cannot make this node's keys or CSRs: {0}")]
-    Csr(String),
-    #[error("the master's answer is unreadable: {0}")]
-    Answer(String),
+    #[error("cannot make this node's keys or CSRs")]
+    Csr(#[source] rcgen::Error),
+    #[error("the master's answer is unreadable")]
+    Answer(#[source] serde_json::Error),
+    #[error("the CA certificate the master serves is unreadable")]
+    Ca(#[source] TokenError),
+    #[error("the master's answer names no API server")]
+    NoApiServer,
+    #[error("cannot make a kubeconfig from the master's answer")]
+    Kubeconfig(#[source] serde_yaml_ng::Error),
 }
 
 /// This node's private keys, made here and never sent anywhere.
@@ -86,7 +92,7 @@ pub async fn fetch_ca(join_url: &str, token: &Token) -> Result<String, ClientErr
         .text()
         .await
         .map_err(ClientError::Unreachable)?;
-    let got = ca_pin(&ca).map_err(|e| ClientError::Answer(e.to_string()))?;
+    let got = ca_pin(&ca).map_err(ClientError::Ca)?;
     if got != token.ca_pin {
         return Err(ClientError::PinMismatch {
             url,
@@ -114,7 +120,7 @@ fn csr(
     params
         .serialize_request(key)
         .and_then(|r| r.pem())
-        .map_err(|e| ClientError::Csr(e.to_string()))
+        .map_err(ClientError::Csr)
 }
 
 /// Makes this node's keys and the CSRs the master signs. With `flannel`, also a key and CSR
@@ -124,13 +130,12 @@ fn node_request(
     node_ips: &[IpAddr],
     flannel: bool,
 ) -> Result<(NodeKeys, JoinRequest), ClientError> {
-    let gen_key = || KeyPair::generate().map_err(|e| ClientError::Csr(e.to_string()));
+    let gen_key = || KeyPair::generate().map_err(ClientError::Csr);
     let (kc, ks, kp) = (gen_key()?, gen_key()?, gen_key()?);
     let kf = if flannel { Some(gen_key()?) } else { None };
-    let mut serving_sans =
-        vec![SanType::DnsName(node_name.try_into().map_err(
-            |e: rcgen::Error| ClientError::Csr(e.to_string()),
-        )?)];
+    let mut serving_sans = vec![SanType::DnsName(
+        node_name.try_into().map_err(ClientError::Csr)?,
+    )];
     serving_sans.extend(node_ips.iter().map(|ip| SanType::IpAddress(*ip)));
     let request = JoinRequest {
         node_name: node_name.to_string(),
@@ -188,7 +193,7 @@ async fn post(
             message,
         });
     }
-    serde_json::from_str(&text).map_err(|e| ClientError::Answer(e.to_string()))
+    serde_json::from_str(&text).map_err(ClientError::Answer)
 }
 
 /// Makes this node's keys and CSRs and asks the master to sign them. With `flannel`, also a

@@ -24,5 +24,5 @@ pub mod tls;
 pub mod token;
 pub mod wire;
 
-pub use serve::serve_on_master;
+pub use serve::{StartError, serve_on_master};
 pub use wire::{ClusterInfo, JoinRequest, JoinResponse};

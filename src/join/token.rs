@@ -16,17 +16,19 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::pki::CertError;
+
 const PREFIX: &str = "K10";
 const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(
         "the join token is malformed ({0}); it looks like K10<64 hex>::<6 chars>.<16 chars>, as printed by `kubesup token create`"
     )]
     Malformed(&'static str),
-    #[error("cannot read the cluster CA certificate: {0}")]
-    Ca(String),
+    #[error("cannot read the cluster CA certificate")]
+    Ca(#[source] CertError),
 }
 
 /// A join token. Debug and Display never show the secret; [`Token::expose`] does.
@@ -108,10 +110,10 @@ pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
 /// The pin of a CA: hex SHA-256 of its SubjectPublicKeyInfo.
 pub fn ca_pin(ca_pem: &str) -> Result<String, TokenError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
-        .map_err(|e| TokenError::Ca(e.to_string()))?;
+        .map_err(|e| TokenError::Ca(CertError::NotPem(e)))?;
     let cert = pem
         .parse_x509()
-        .map_err(|e| TokenError::Ca(e.to_string()))?;
+        .map_err(|e| TokenError::Ca(CertError::NotX509(e)))?;
     Ok(hex::encode(Sha256::digest(
         cert.tbs_certificate.subject_pki.raw,
     )))

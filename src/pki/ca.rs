@@ -16,7 +16,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tracing::{debug, info};
 
-use super::error::{PkiError, Result};
+use super::error::{CorruptError, PkiError, Result};
 use super::key::{KeyAlgorithm, Secret};
 use super::store::{self, CertInfo, rfc3339};
 use crate::model::KeyType;
@@ -114,7 +114,7 @@ impl LoadedCa {
         // carry the CA's subject bytes and its subject key id as their authority key id.
         let issuer = Issuer::from_ca_cert_pem(&info.pem, key).map_err(|e| PkiError::Corrupt {
             path: path.to_path_buf(),
-            reason: format!("cannot use as issuer: {e}"),
+            reason: CorruptError::Issuer(e),
         })?;
         Ok(Self { kind, info, issuer })
     }
@@ -281,9 +281,9 @@ pub(crate) fn ensure_ca(
         })?;
     let pem = cert.pem();
     store::write_public(kind.name(), &pair.cert, &pem)?;
-    let info = CertInfo::parse_pem(&pem).map_err(|reason| PkiError::Corrupt {
+    let info = CertInfo::parse_pem(&pem).map_err(|e| PkiError::Corrupt {
         path: pair.cert.clone(),
-        reason,
+        reason: e.into(),
     })?;
     info!(ca = %kind, key_type = ?KeyType::of(&key), not_after = %rfc3339(info.not_after), "created CA");
     Ok((LoadedCa::from_parts(kind, &pair.cert, info, key)?, true))

@@ -23,6 +23,7 @@ use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_ORGANIZATION_NAME
 use x509_parser::prelude::FromDer;
 
 use super::ca::{self, CaKind, LoadedCa};
+use super::error::SanError;
 use super::leaf::Profile;
 use super::store::San;
 
@@ -80,6 +81,9 @@ pub enum PolicyError {
     Malformed { reason: String },
     #[error("CSR signature does not verify against its own public key")]
     BadSignature,
+    // The cause goes in the message: the join API answers with this error's text alone.
+    #[error("CSR asks for a SAN no certificate can carry: {0}")]
+    San(SanError),
     #[error(
         "CSR requests an extension kubesup does not sign (only SAN, key usage, EKU, basic constraints)"
     )]
@@ -260,7 +264,7 @@ pub fn sign_node_csr(
     let (nb, na) = ca::validity(SystemTime::now(), validity, Some(ca.not_after()));
     let params = profile
         .params(is_rsa(csr.public_key.algorithm()), nb, na)
-        .map_err(|reason| PolicyError::Malformed { reason })?;
+        .map_err(PolicyError::San)?;
     let cert = params
         .signed_by(&csr.public_key, ca.issuer())
         .map_err(|source| PolicyError::Sign { source })?;

@@ -1,6 +1,11 @@
-//! The one error type of the PKI module (CSR policy refusals have their own, see `csr.rs`).
+//! The one error type of the PKI module (CSR policy refusals have their own, see `csr.rs`),
+//! and the typed reasons it carries: why a file is corrupt, why a certificate does not parse,
+//! why a profile's SAN cannot go into a certificate.
 
 use std::path::PathBuf;
+
+use x509_parser::error::{PEMError, X509Error};
+use x509_parser::nom;
 
 use crate::fsutil::FsError;
 
@@ -19,7 +24,14 @@ pub enum PkiError {
     /// A file exists but is not what it should be. It is never overwritten: the operator decides
     /// whether to restore it or move it aside to have it re-created.
     #[error("{path} is corrupt ({reason}); refusing to overwrite it: restore it or move it aside")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt { path: PathBuf, reason: CorruptError },
+
+    #[error("invalid PKI input for {name}")]
+    Profile {
+        name: String,
+        #[source]
+        source: SanError,
+    },
 
     #[error(
         "{ca} certificate {cert} exists but its key {key} is missing; refusing to create a new CA \
@@ -101,6 +113,47 @@ pub enum PkiError {
         "{name} is a CA; certs rotate re-issues leaf certificates only and never replaces a CA"
     )]
     RotateCa { name: String },
+}
+
+/// Why a file is not what it should be ([`PkiError::Corrupt`] prints it in its message, between
+/// the path and the advice, so these put their own cause in their message too).
+#[derive(Debug, thiserror::Error)]
+pub enum CorruptError {
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    #[error("cannot use as issuer: {0}")]
+    Issuer(rcgen::Error),
+    #[error("not a private key PEM: {0}")]
+    NotAKey(rcgen::Error),
+    #[error("does not contain the public half of sa.key")]
+    NoPublicHalf,
+}
+
+/// Why a PEM or DER certificate does not parse (`CertInfo::parse_pem`, `CertInfo::parse_der`).
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("not PEM: {0}")]
+    NotPem(nom::Err<PEMError>),
+    #[error("PEM block is {label:?}, not CERTIFICATE")]
+    NotACertificate { label: String },
+    #[error("not X.509: {0}")]
+    NotX509(nom::Err<X509Error>),
+    #[error("bad {extension}: {cause}")]
+    Extension {
+        extension: &'static str,
+        cause: X509Error,
+    },
+}
+
+/// Why a certificate profile's SAN cannot be put into a certificate (`Profile::params`).
+#[derive(Debug, thiserror::Error)]
+pub enum SanError {
+    #[error("SAN {name:?} is not a valid DNS name")]
+    InvalidDns { name: String },
+    #[error("SAN {san:?} is not a DNS name or IP")]
+    NotNameOrIp { san: String },
 }
 
 pub type Result<T, E = PkiError> = std::result::Result<T, E>;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PkiSpec;
 use super::ca::{self, CaKind, LoadedCa};
-use super::error::{PkiError, Result};
+use super::error::{PkiError, Result, SanError};
 use super::key::KeyAlgorithm;
 use super::store::{CertInfo, San};
 use crate::model::KeyType;
@@ -290,7 +290,7 @@ impl Profile {
         rsa: bool,
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
-    ) -> std::result::Result<CertificateParams, String> {
+    ) -> std::result::Result<CertificateParams, SanError> {
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, self.common_name.as_str());
@@ -303,9 +303,9 @@ impl Profile {
                 San::Ip(ip) => SanType::IpAddress(*ip),
                 San::Dns(d) => SanType::DnsName(
                     Ia5String::try_from(d.as_str())
-                        .map_err(|_| format!("SAN {d:?} is not a valid DNS name"))?,
+                        .map_err(|_| SanError::InvalidDns { name: d.clone() })?,
                 ),
-                San::Other(o) => return Err(format!("SAN {o:?} is not a DNS name or IP")),
+                San::Other(o) => return Err(SanError::NotNameOrIp { san: o.clone() }),
             });
         }
         p.is_ca = IsCa::ExplicitNoCa;
@@ -502,7 +502,10 @@ pub(crate) fn issue(
     let (nb, na) = ca::validity(now, lifetime, Some(ca.not_after()));
     let params = profile
         .params(rsa, nb, na)
-        .map_err(|reason| PkiError::InvalidSpec { reason })?;
+        .map_err(|source| PkiError::Profile {
+            name: name.into(),
+            source,
+        })?;
     let cert = params
         .signed_by(public_key, ca.issuer())
         .map_err(|source| PkiError::Sign {

@@ -44,7 +44,7 @@ use tracing::{debug, info};
 pub use ca::{CaKind, LoadedCa};
 pub use check::{CertRow, CertStatus, needs_attention, render_json, render_table};
 pub use csr::{NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
-pub use error::{PkiError, Result};
+pub use error::{CertError, CorruptError, PkiError, Result, SanError};
 pub use key::Secret;
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};
 pub use leaf::{Leaf, ReissueReason};
@@ -436,7 +436,7 @@ fn ensure_service_account_key(pki: &PkiPaths, key_type: KeyType) -> Result<bool>
             } else {
                 Err(PkiError::Corrupt {
                     path: pub_path,
-                    reason: "does not contain the public half of sa.key".into(),
+                    reason: CorruptError::NoPublicHalf,
                 })
             }
         }

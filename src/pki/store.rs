@@ -15,7 +15,7 @@ use serde::Serialize;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::error::{PkiError, Result};
+use super::error::{CertError, CorruptError, PkiError, Result};
 use super::key::Secret;
 use crate::fsutil;
 
@@ -88,20 +88,20 @@ pub(crate) struct KeyUsageBits {
 }
 
 impl CertInfo {
-    pub fn parse_pem(text: &str) -> std::result::Result<CertInfo, String> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes())
-            .map_err(|e| format!("not PEM: {e}"))?;
+    pub fn parse_pem(text: &str) -> std::result::Result<CertInfo, CertError> {
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(text.as_bytes()).map_err(CertError::NotPem)?;
         if pem.label != "CERTIFICATE" {
-            return Err(format!("PEM block is {:?}, not CERTIFICATE", pem.label));
+            return Err(CertError::NotACertificate { label: pem.label });
         }
         let mut info = Self::parse_der(&pem.contents)?;
         info.pem = text.to_string();
         Ok(info)
     }
 
-    pub fn parse_der(der: &[u8]) -> std::result::Result<CertInfo, String> {
-        let (_, x) = X509Certificate::from_der(der).map_err(|e| format!("not X.509: {e}"))?;
-        let bad = |what: &str, e: x509_parser::error::X509Error| format!("bad {what}: {e}");
+    pub fn parse_der(der: &[u8]) -> std::result::Result<CertInfo, CertError> {
+        let (_, x) = X509Certificate::from_der(der).map_err(CertError::NotX509)?;
+        let bad = |extension, cause| CertError::Extension { extension, cause };
         let is_ca = x
             .basic_constraints()
             .map_err(|e| bad("basicConstraints", e))?
@@ -262,7 +262,7 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<String>> {
             .map(Some)
             .map_err(|_| PkiError::Corrupt {
                 path: path.to_path_buf(),
-                reason: "not UTF-8 text".into(),
+                reason: CorruptError::NotUtf8,
             }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(PkiError::Read {
@@ -278,9 +278,9 @@ pub(crate) fn load_cert(path: &Path) -> Result<Option<CertInfo>> {
     };
     CertInfo::parse_pem(&text)
         .map(Some)
-        .map_err(|reason| PkiError::Corrupt {
+        .map_err(|e| PkiError::Corrupt {
             path: path.to_path_buf(),
-            reason,
+            reason: e.into(),
         })
 }
 
@@ -298,7 +298,7 @@ pub(crate) fn load_key(path: &Path) -> Result<Option<LoadedKey>> {
     // rcgen's error text describes the failure, never the key bytes.
     let pair = KeyPair::from_pem(pem.expose()).map_err(|e| PkiError::Corrupt {
         path: path.to_path_buf(),
-        reason: format!("not a private key PEM: {e}"),
+        reason: CorruptError::NotAKey(e),
     })?;
     Ok(Some(LoadedKey { pair, pem }))
 }
@@ -338,7 +338,7 @@ mod tests {
         assert!(CertInfo::parse_pem("hello").is_err());
         let key = rcgen::KeyPair::generate().unwrap();
         let err = CertInfo::parse_pem(&key.serialize_pem()).unwrap_err();
-        assert!(err.contains("PRIVATE KEY"), "{err}");
+        assert!(err.to_string().contains("PRIVATE KEY"), "{err}");
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub enum ProcessError {
     SpawnerGone,
     #[error("reading output of {program}")]
     Output { program: PathBuf, source: io::Error },
+    /// The process-wide spawner and reaper failed to start (on first use); every later use
+    /// reports that first failure.
+    #[error("cannot start the process spawner and reaper")]
+    Start(#[source] &'static ProcessError),
 }
 
 /// What to run. The environment is explicit: a child never inherits kubesup's.
@@ -91,16 +95,16 @@ pub struct Procs {
     strays: Arc<AtomicU64>,
 }
 
-static PROCS: OnceLock<Result<Procs, String>> = OnceLock::new();
+static PROCS: OnceLock<Result<Procs, ProcessError>> = OnceLock::new();
 
 impl Procs {
     /// The process-wide instance, started on first use. There is exactly one reaper per
     /// process, whatever the number of supervisors.
     pub fn global() -> Result<&'static Procs, ProcessError> {
         PROCS
-            .get_or_init(|| Procs::start().map_err(|e| e.to_string()))
+            .get_or_init(Procs::start)
             .as_ref()
-            .map_err(|e| ProcessError::Thread("reaper", io::Error::other(e.clone())))
+            .map_err(ProcessError::Start)
     }
 
     fn start() -> Result<Procs, ProcessError> {
