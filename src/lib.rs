@@ -11,7 +11,10 @@
 //!   certificates restart which processes; [`components`] builds each component's argv,
 //!   config files and readiness probe for a Kubernetes version.
 //! - [`config`] layers file, `KUBESUP_*` environment and flags into one validated
-//!   [`config::Config`]; [`paths`] derives every on-disk path from its data dir.
+//!   [`config::Config`] (reading, validation one section at a time, the typed result);
+//!   [`paths`] derives every on-disk path from its data dir.
+//! - [`renewal`] is the one certificate-renewal loop, for masters and workers; [`retry`] is the
+//!   one backoff type that it and every other loop that retries use.
 //! - [`fetch`] resolves a release manifest and downloads component binaries into a
 //!   content-addressed cache, verifying SHA-256 while streaming.
 //! - [`pki`] makes and renews every CA, certificate, key and kubeconfig (rcgen); it knows
@@ -19,9 +22,14 @@
 //! - [`join`] is the join API on a master and the joining client on a worker; [`etcd`] talks to
 //!   etcd; [`kube`] applies objects to the API server ([`addons`], [`network`]).
 //! - [`supervise`] spawns, reaps, probes, restarts and stops processes in dependency order.
+//! - [`http`] is the one HTTP client stack (hyper): downloads, probes, the join and API
+//!   clients; it reads the system's trust store only for public https.
 //! - [`model`] is the vocabulary every module speaks (component, role, network, version, key
 //!   type); it imports nothing from the crate. [`fsutil`], [`cgroup`] and [`preflight`] are
 //!   small shared helpers.
+//!
+//! `tests/layering.rs` holds this order: `model` imports nothing from the crate, no two
+//! top-level modules import each other in a cycle, and the module list below is the tree.
 
 pub mod addons;
 pub mod cgroup;
