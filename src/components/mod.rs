@@ -180,6 +180,7 @@ fn assemble(
         },
         stable_after: s.stable_after,
         grace_period: grace,
+        unhealthy_grace: d.unhealthy_grace,
         liveness_failures: s.liveness_failures,
         startup_timeout: Duration::from_secs(180),
         has_probe: probe.is_some(),

@@ -55,6 +55,9 @@ struct Child {
     config_files: Vec<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     grace_period: Option<Duration>,
+    /// The grace period after failed liveness probes (the shorter of the two applies).
+    #[serde(default, with = "humantime_serde")]
+    unhealthy_grace: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     backoff_max: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -108,6 +111,7 @@ pub fn load(path: &Path, paths: &Paths) -> Result<Vec<ChildSpec>, FileError> {
         let d = Policy::default();
         spec.policy = Policy {
             grace_period: c.grace_period.unwrap_or(d.grace_period),
+            unhealthy_grace: c.unhealthy_grace.unwrap_or(d.unhealthy_grace),
             backoff: Backoff {
                 max: c.backoff_max.unwrap_or(d.backoff.max),
                 ..d.backoff

@@ -208,6 +208,7 @@ impl Procs {
 pub fn signal_group(pid: i32, sig: Sig) {
     let signal = match sig {
         Sig::Term => Signal::SIGTERM,
+        Sig::Cont => Signal::SIGCONT,
         Sig::Kill => Signal::SIGKILL,
     };
     match killpg(Pid::from_raw(pid), signal) {

@@ -50,6 +50,10 @@ pub struct Policy {
     pub stable_after: Duration,
     /// Time between SIGTERM to the group and SIGKILL to the group.
     pub grace_period: Duration,
+    /// The same, for a child stopped because it failed its liveness probes: it has already
+    /// been broken for several probe periods, so it gets a short grace of its own rather than
+    /// the graceful-shutdown one (the shorter of the two applies).
+    pub unhealthy_grace: Duration,
     pub liveness_failures: u32,
     /// Probe failures before the first success only count after this long.
     pub startup_timeout: Duration,
@@ -63,6 +67,7 @@ impl Default for Policy {
             backoff: restart_backoff(Duration::from_millis(250), Duration::from_secs(30)),
             stable_after: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
+            unhealthy_grace: Duration::from_secs(5),
             liveness_failures: 3,
             startup_timeout: Duration::from_secs(120),
             has_probe: false,
@@ -247,6 +252,10 @@ pub enum Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sig {
     Term,
+    /// Sent right after every SIGTERM, as systemd does: a stopped process (SIGSTOP, a frozen
+    /// cgroup, a debugger) cannot act on SIGTERM until it runs again, and would otherwise sit
+    /// out the whole grace period.
+    Cont,
     Kill,
 }
 
@@ -404,11 +413,9 @@ pub fn next(
                         killed: false,
                         then: AfterStop::Restart,
                     };
-                    actions.push(Action::SignalGroup {
-                        pid,
-                        sig: Sig::Term,
-                    });
-                    actions.push(Action::SetTimer(at + policy.grace_period));
+                    terminate(&mut actions, pid);
+                    let grace = policy.unhealthy_grace.min(policy.grace_period);
+                    actions.push(Action::SetTimer(at + grace));
                 } else {
                     s.phase = Phase::Running {
                         pid,
@@ -539,11 +546,20 @@ fn begin_stop(
         killed: false,
         then,
     };
+    terminate(actions, pid);
+    actions.push(Action::SetTimer(at + policy.grace_period));
+}
+
+/// SIGTERM to the group, then SIGCONT so that a stopped member can act on it.
+fn terminate(actions: &mut Vec<Action>, pid: i32) {
     actions.push(Action::SignalGroup {
         pid,
         sig: Sig::Term,
     });
-    actions.push(Action::SetTimer(at + policy.grace_period));
+    actions.push(Action::SignalGroup {
+        pid,
+        sig: Sig::Cont,
+    });
 }
 
 #[cfg(test)]
@@ -555,6 +571,7 @@ mod tests {
             backoff: restart_backoff(Duration::from_millis(100), Duration::from_secs(5)),
             stable_after: Duration::from_secs(10),
             grace_period: Duration::from_secs(2),
+            unhealthy_grace: Duration::from_secs(1),
             liveness_failures: 3,
             startup_timeout: Duration::from_secs(30),
             has_probe: true,
@@ -713,6 +730,11 @@ mod tests {
                     pid: 7,
                     sig: Sig::Term
                 },
+                // A stopped child must run to act on SIGTERM.
+                Action::SignalGroup {
+                    pid: 7,
+                    sig: Sig::Cont
+                },
                 Action::SetTimer(t0 + p.grace_period)
             ]
         );
@@ -809,10 +831,22 @@ mod tests {
                     sig: Sig::Term
                 }));
             } else {
-                assert!(a.contains(&Action::SignalGroup {
-                    pid: 3,
-                    sig: Sig::Term
-                }));
+                // TERM, CONT, and the short grace of a broken child, not the graceful one.
+                assert_eq!(
+                    a[a.len() - 3..],
+                    [
+                        Action::SignalGroup {
+                            pid: 3,
+                            sig: Sig::Term
+                        },
+                        Action::SignalGroup {
+                            pid: 3,
+                            sig: Sig::Cont
+                        },
+                        Action::SetTimer(t0 + p.unhealthy_grace)
+                    ]
+                );
+                assert!(p.unhealthy_grace < p.grace_period);
             }
         }
         let (s, a) = next(
