@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 use crate::cmd::{self, Globals};
-use crate::errors::Exit;
 
 /// Any subcommand's failure, still typed.
 #[derive(Debug, thiserror::Error)]

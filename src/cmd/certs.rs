@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use crate::cli::CertsCommand;
 use crate::cmd::Globals;
 use crate::config::{Config, ConfigError};
-use crate::errors::{EXIT_CHECK, Exit};
+use crate::errors::EXIT_CHECK;
 use crate::paths::Paths;
 use crate::pki::{self, Pki, PkiError, Report};
 use crate::plan;

@@ -3,7 +3,6 @@
 use crate::cli::FetchArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError};
-use crate::errors::Exit;
 use crate::fetch::{Artifact, FetchError, FetchOptions, Fetcher, needed_artifacts};
 use crate::model::NodeRole;
 

@@ -18,7 +18,6 @@ use tracing::info;
 use crate::cli::{InstallCommand, UninstallArgs};
 use crate::cmd::{Globals, SetupError};
 use crate::config::{ConfigError, Problems, RawConfig};
-use crate::errors::Exit;
 use crate::fsutil;
 use crate::model::Role;
 

@@ -20,7 +20,6 @@ use crate::cmd::{Globals, SetupError};
 use crate::components;
 use crate::config::{Config, ConfigError};
 use crate::daemon::{Daemon, Hook, Reload};
-use crate::errors::Exit;
 use crate::fetch::{self, FetchedSet};
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, Network, NodeRole};

@@ -25,7 +25,6 @@ use tracing::{info, warn};
 use crate::cli::ResetArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::ConfigError;
-use crate::errors::Exit;
 use crate::model::Component;
 use crate::paths::Paths;
 use crate::supervise::{Exec, Procs, control, lock::DataDirLock, pidfile};

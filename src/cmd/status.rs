@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::cli::StatusArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::ConfigError;
-use crate::errors::{EXIT_CHECK, Exit};
+use crate::errors::EXIT_CHECK;
 use crate::supervise::control::{self, ControlError};
 
 #[derive(Debug, thiserror::Error)]

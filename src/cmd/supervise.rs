@@ -5,7 +5,6 @@ use crate::cli::SuperviseArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::{ConfigError, Problems};
 use crate::daemon::{Daemon, DaemonError, Reload};
-use crate::errors::Exit;
 use crate::paths::Paths;
 use crate::supervise::file::{self, FileError};
 

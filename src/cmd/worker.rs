@@ -22,7 +22,6 @@ use crate::cli::WorkerArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
 use crate::daemon::{Daemon, Hook, Reload};
-use crate::errors::Exit;
 use crate::fsutil;
 use crate::join::ClusterInfo;
 use crate::join::client::{self, ClientError, Joined};
