@@ -9,6 +9,13 @@
 //! Without --mirror it starts `integration/serve-mirror.py` on 127.0.0.1 itself and stops it
 //! (by its PID) at the end.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark run by hand on input it makes itself: a panic is a failed run, with \
+              its message"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

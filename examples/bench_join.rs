@@ -9,6 +9,13 @@
 //!
 //! Run: `cargo run --release --example bench_join [N]`. Prints joins/s and p50/p99 latency.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark run by hand on input it makes itself: a panic is a failed run, with \
+              its message"
+)]
+
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};

@@ -7,6 +7,13 @@
 //! median wall time of each and the ratios. Every run starts from an empty temp dir.
 //! kubesup's figure includes its fsync per file (crash safety); the openssl one does not.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark run by hand on input it makes itself: a panic is a failed run, with \
+              its message"
+)]
+
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -3,6 +3,13 @@
 //! restart, there is no zombie and no duplicate instance, and the restart counts in
 //! `kubesup status` match what kubesup logged.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

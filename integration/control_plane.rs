@@ -2,6 +2,13 @@
 //! Debian's source package, served by the local mirror): the control plane answers, the checks
 //! of the seed guides pass, and every component comes back on its own after `kill -9`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,13 @@
 //! own process group, and kills that group (and removes the dir) when it ends, even on panic.
 //! Skips with a message when etcd is absent; fails then if `KUBESUP_TESTBED_REQUIRED` is set.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 use std::net::{IpAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

@@ -9,6 +9,18 @@
 //! default route covers. Images come from integration/build-images.py (pause from the
 //! Kubernetes source tree, busybox from Debian), imported with `ctr`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+#![allow(
+    unsafe_code,
+    reason = "the worker that takes its join token from KUBESUP_TOKEN needs set_var (unsafe in \
+              edition 2024)"
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -204,10 +216,13 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
         if i == 0 {
             args.extend(["--token-file", &token_path]);
         }
-        // SAFETY of the test: the environment is read by the child only.
+        // The second worker takes its token from the environment, as an operator's would.
         let ks = if i == 1 {
+            // SAFETY: the suite runs one test at a time (--test-threads=1), and no other thread of
+            // this test reads the environment while it changes; the child gets its copy at spawn.
             unsafe { std::env::set_var("KUBESUP_TOKEN", &token) };
             let ks = Kubesup::start_isolated(&lan.nodes[wi], &data, &node_root, &args);
+            // SAFETY: as for set_var above.
             unsafe { std::env::remove_var("KUBESUP_TOKEN") };
             ks
         } else {

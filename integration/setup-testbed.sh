@@ -22,7 +22,11 @@ log() { printf 'setup-testbed: %s\n' "$*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || { echo "setup-testbed: must run as root (it installs Debian packages)" >&2; exit 1; }
 
-PKGS=(protobuf-compiler libprotobuf-dev etcd-server etcd-client containerd runc
+# First what building kubesup needs (protoc and friends), so this script alone still leaves
+# a machine that can build and test it (integration/up.sh runs only this).
+"$(dirname "$0")/setup-build.sh"
+
+PKGS=(etcd-server etcd-client containerd runc
       containernetworking-plugins iptables conntrack socat iproute2 runit busybox-static
       openssl curl jq rsync dpkg-dev golang-go rpm debootstrap systemd util-linux procps
       python3 gcc libc6-dev golang-github-modern-go-reflect2-dev)

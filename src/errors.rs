@@ -56,7 +56,7 @@ macro_rules! exit_via {
             fn exit_code(&self) -> u8 {
                 match self {
                     $(Self::$variant(e) => $crate::errors::Exit::exit_code(e),)+
-                    #[allow(unreachable_patterns)]
+                    #[allow(unreachable_patterns, reason = "an error whose every variant is named")]
                     _ => $crate::errors::EXIT_FAILURE,
                 }
             }
@@ -64,7 +64,7 @@ macro_rules! exit_via {
             fn render(&self) -> String {
                 match self {
                     $(Self::$variant(e) => $crate::errors::Exit::render(e),)+
-                    #[allow(unreachable_patterns)]
+                    #[allow(unreachable_patterns, reason = "an error whose every variant is named")]
                     other => format!("error: {}", $crate::errors::chain(other)),
                 }
             }

@@ -2,6 +2,13 @@
 //! with one line per problem and exit 2 before anything is written, and a man page that
 //! matches the code.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use common::{kubesup, run_kubesup as run};

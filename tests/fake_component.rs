@@ -6,6 +6,13 @@
 //! poll a condition rather than sleeping a fixed time; the one exception proves that a process
 //! ignoring SIGTERM is still alive 300 ms later. Network traffic stays on 127.0.0.1.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

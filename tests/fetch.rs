@@ -1,6 +1,13 @@
 //! Fetch against an in-process hyper server on 127.0.0.1:0 that misbehaves on purpose, and
 //! against file:// and directory mirrors. Every test has a deadline; every file is generated.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashMap};

@@ -2,6 +2,13 @@
 //! what lands, with which modes; an existing different config is kept unless `--overwrite`;
 //! bad input writes nothing; uninstall removes exactly what install wrote and is harmless twice.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use common::{mode, run_kubesup as run};

@@ -1,5 +1,12 @@
 //! The join API against its client, over real TLS on 127.0.0.1, with a PKI made by kubesup.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::net::IpAddr;

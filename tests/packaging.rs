@@ -2,6 +2,13 @@
 //! (readiness by sd_notify, a watchdog, KillMode=process so pods survive a restart of kubesup,
 //! a stop timeout longer than the components' grace periods).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 use std::process::Command;
 
 const KUBESUP: &str = env!("CARGO_BIN_EXE_kubesup");

@@ -5,6 +5,13 @@
 //! The expected profiles below are written out again on purpose rather than taken from
 //! `src/pki/leaf.rs`: a test that asks the code what to expect cannot catch the code being wrong.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -161,7 +168,7 @@ fn parse(path: &Path) -> Parsed {
     let text = fs::read(path).unwrap();
     let (_, pem) = x509_parser::pem::parse_x509_pem(&text).unwrap();
     let (_, x) = X509Certificate::from_der(&pem.contents).unwrap();
-    let strs = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
+    let strs = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue<'_>>| {
         it.map(|a| a.as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };

@@ -3,6 +3,13 @@
 //! everything it started (kubesup's process group, recorded children, grandchildren) even when
 //! the test fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

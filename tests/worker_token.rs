@@ -2,6 +2,13 @@
 //! has read the token it executes itself again without the flag, so `ps` and
 //! `/proc/PID/cmdline`, which every user can read, never show it while the worker runs.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

@@ -10,7 +10,7 @@
 //!   namespaces, mounts and data dirs are removed;
 //! - every wait is bounded.
 // Each integration test compiles this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses only some of the helpers")]
 
 // The generic helpers: one copy, in tests/common, compiled into each integration test too.
 #[path = "../../tests/common/mod.rs"]

@@ -17,6 +17,12 @@
 //! `--exit-code` value, 0 after SIGTERM/SIGINT, 2 for usage errors, 1 if setup fails;
 //! `--crash-after` dies of SIGABRT.
 
+#![allow(
+    unsafe_code,
+    reason = "a stand-in for a component forks grandchildren, sets signal dispositions and \
+              core-dump limits, as real components do; each block has its SAFETY comment"
+)]
+
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -479,7 +485,7 @@ fn handle_http(
         let ok = match health {
             Health::Ok => true,
             Health::Fail => false,
-            Health::Flap(n) => (counter.fetch_add(1, Ordering::Relaxed) / n) % 2 == 0,
+            Health::Flap(n) => (counter.fetch_add(1, Ordering::Relaxed) / n).is_multiple_of(2),
         };
         if ok {
             ("200 OK", "ok")

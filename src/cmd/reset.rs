@@ -200,10 +200,10 @@ pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
     }
     // 6. Interfaces.
     for i in INTERFACES {
-        if Path::new("/sys/class/net").join(i).exists() {
-            if let Some(ip) = crate::preflight::which("ip") {
-                run_bounded(&ip, &["link", "delete", i]).await;
-            }
+        if Path::new("/sys/class/net").join(i).exists()
+            && let Some(ip) = crate::preflight::which("ip")
+        {
+            run_bounded(&ip, &["link", "delete", i]).await;
         }
     }
     // 7. The data dir.
@@ -413,12 +413,16 @@ fn unescape_mount(s: &str) -> PathBuf {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        // Bytes, not a str slice: a backslash before a multi-byte character must not panic.
+        if b[i] == b'\\'
+            && let Some(v) = b
+                .get(i + 1..i + 4)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -434,6 +438,9 @@ mod tests {
     fn mount_paths_are_unescaped() {
         assert_eq!(unescape_mount("/a\\040b/c"), PathBuf::from("/a b/c"));
         assert_eq!(unescape_mount("/plain"), PathBuf::from("/plain"));
+        // Not an escape: kept as it is, and no panic on a multi-byte character after the `\`.
+        assert_eq!(unescape_mount("/a\\xy€"), PathBuf::from("/a\\xy€"));
+        assert_eq!(unescape_mount("/a\\99"), PathBuf::from("/a\\99"));
     }
 
     #[tokio::test]

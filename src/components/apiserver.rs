@@ -4,7 +4,7 @@
 use super::{Built, Component, NodeContext, flag, flags, path_str, version};
 use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 
-pub(super) fn build(ctx: &NodeContext) -> Built {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
     let cfg = ctx.cfg;
     let pki = cfg.paths.pki();
     let v = version(ctx);

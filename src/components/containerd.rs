@@ -38,7 +38,7 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-pub(super) fn build(ctx: &NodeContext) -> Built {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
     let cfg = ctx.cfg;
     let p = &cfg.paths;
     let sock = p.containerd_socket();

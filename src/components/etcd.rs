@@ -10,7 +10,7 @@ pub fn flannel_uses_etcd_v2(flannel_version: &str) -> bool {
     KubeVersion::parse(flannel_version).is_some_and(|v| !v.at_least(0, 17))
 }
 
-pub(super) fn build(ctx: &NodeContext) -> Built {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
     let cfg = ctx.cfg;
     let pki = cfg.paths.pki();
     let (server, peer, ca) = (pki.etcd_server(), pki.etcd_peer(), pki.etcd_ca());

@@ -3,7 +3,7 @@
 
 use super::{Built, Component, NodeContext, NodeRole, flag, path_str};
 
-pub(super) fn build(ctx: &NodeContext) -> Built {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
     let cfg = ctx.cfg;
     let pki = cfg.paths.pki();
     let client = pki.flannel_etcd_client();

@@ -9,7 +9,7 @@ use super::{
 use crate::paths::KubeconfigUser;
 use crate::supervise::{Probe, ProbeSpec};
 
-pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Result<Built, ComponentError> {
     let cfg = ctx.cfg;
     let p = &cfg.paths;
     let pki = p.pki();

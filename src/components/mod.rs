@@ -97,7 +97,7 @@ pub struct Plan {
 }
 
 /// Plans every component of the node.
-pub fn plan(ctx: &NodeContext, bins: &Binaries) -> Result<Vec<Plan>, ComponentError> {
+pub fn plan(ctx: &NodeContext<'_>, bins: &Binaries) -> Result<Vec<Plan>, ComponentError> {
     ctx.role
         .components(ctx.cfg.network)
         .into_iter()
@@ -138,7 +138,7 @@ type Built = (
 );
 
 fn assemble(
-    ctx: &NodeContext,
+    ctx: &NodeContext<'_>,
     c: Component,
     bin: &BinaryRef,
     mut args: Vec<String>,

@@ -9,7 +9,7 @@ use super::{
 use crate::paths::KubeconfigUser;
 use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 
-pub(super) fn build(ctx: &NodeContext) -> Result<Built, ComponentError> {
+pub(super) fn build(ctx: &NodeContext<'_>) -> Result<Built, ComponentError> {
     let cfg = ctx.cfg;
     let v = version(ctx);
     let kubeconfig = path_str(&cfg.paths.kubeconfig(KubeconfigUser::Scheduler));

@@ -41,10 +41,10 @@ fn jittered(window: SystemTime, lifetime: Duration, jitter: f64, now: SystemTime
 pub fn next_renewal_of(certs: &[PathBuf], now: SystemTime) -> Result<Option<SystemTime>> {
     let mut first: Option<(SystemTime, Duration)> = None;
     for path in certs {
-        if let Some(info) = store::load_cert(path)? {
-            if first.is_none_or(|(at, _)| info.renew_at() < at) {
-                first = Some((info.renew_at(), info.lifetime()));
-            }
+        if let Some(info) = store::load_cert(path)?
+            && first.is_none_or(|(at, _)| info.renew_at() < at)
+        {
+            first = Some((info.renew_at(), info.lifetime()));
         }
     }
     Ok(first

@@ -17,6 +17,12 @@
 //! up until the spawner has inserted it), and std's own `waitpid` on a child whose exec failed
 //! (the reaper cannot steal that status while `Command::spawn` is still running).
 
+#![allow(
+    unsafe_code,
+    reason = "fork/exec hooks, signal dispositions and glibc's malloc tunables have no safe \
+              API; this file is where kubesup's unsafe lives, each block with its SAFETY comment"
+)]
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;

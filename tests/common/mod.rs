@@ -14,7 +14,7 @@
 
 // Cargo compiles this file once into every test crate that declares it, and each crate uses
 // only some of the helpers: without this, every crate would warn about the ones it skips.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses only some of the helpers")]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
