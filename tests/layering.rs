@@ -8,6 +8,13 @@
 //! comments, string literals and `#[cfg(test)]` items are left out. src/main.rs and src/bin/
 //! are binaries, outside the library.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test crate: a panic is a failed test (clippy.toml's allow-*-in-tests covers the \
+              #[test] functions, not the helpers beside them)"
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
