@@ -36,7 +36,7 @@ NEED_FREE_KB=$((4 * 1024 * 1024))
 # Any other test crate, including a new one until it is listed here, runs after the test bed,
 # with KUBESUP_TESTBED_REQUIRED set, so a missing tool fails it instead of skipping it.
 # (tests/pki.rs runs real etcd, tests/packaging.rs dpkg-deb, rpm and debootstrap.)
-UNPRIVILEGED_TESTS=(cli fake_component fetch install join supervise worker_token)
+UNPRIVILEGED_TESTS=(cli fake_component fetch install join layering supervise worker_token)
 # One test at a time, as before the split: the real-component tests start whole control
 # planes, and the supervision tests time real processes; both on 2 cores.
 TEST_ARGS=(-- --test-threads=1)
