@@ -38,8 +38,11 @@ pub enum ControlError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("control socket {path} answered something unreadable: {message}")]
-    Protocol { path: PathBuf, message: String },
+    #[error("control socket {path} answered something unreadable")]
+    Protocol {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -358,9 +361,9 @@ pub async fn request(path: &Path, what: &str) -> Result<String, ControlError> {
 
 pub async fn fetch_status(path: &Path) -> Result<StatusReport, ControlError> {
     let line = request(path, "status").await?;
-    serde_json::from_str(&line).map_err(|e| ControlError::Protocol {
+    serde_json::from_str(&line).map_err(|source| ControlError::Protocol {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })
 }
 
