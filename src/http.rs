@@ -175,22 +175,6 @@ impl HttpError {
     }
 }
 
-/// An error and its causes on one line (`a: b: c`), for log fields, where an error's `Display`
-/// alone would drop the cause that says what went wrong.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        Ok(())
-    }
-}
-
 /// Whom a client's TLS connections trust.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -1026,7 +1010,7 @@ fn tls_config(verify: Verify, identity: Option<Identity>) -> Result<ClientConfig
 fn system_config(url: &str) -> Result<ClientConfig, HttpError> {
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
-        debug!(error = %e, "skipped part of the system trust store");
+        debug!(error = %crate::errors::chain(e), "skipped part of the system trust store");
     }
     let mut roots = RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(found.certs);

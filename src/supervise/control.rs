@@ -170,7 +170,7 @@ pub async fn serve(
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    warn!(error = %e, "control socket accept failed");
+                    warn!(error = %crate::errors::chain(&e), "control socket accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -179,7 +179,7 @@ pub async fn serve(
                 (board.clone(), sys.clone(), role.clone(), requests.clone());
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, &role, &board, &sys, &requests).await {
-                    debug!(error = %e, "control request failed");
+                    debug!(error = %crate::errors::chain(&e), "control request failed");
                 }
             });
         }
