@@ -94,7 +94,7 @@ mod tests {
     use crate::config::{ConfigError, Problems};
     use crate::fetch::FetchError;
     use crate::fsutil::FsError;
-    use crate::http::HttpError;
+    use crate::http::{HttpError, PemError, ProxyError};
     use crate::join::client::ClientError;
     use crate::join::server::ServerError;
     use crate::join::store::{StoreError, StoreOp};
@@ -102,7 +102,7 @@ mod tests {
     use crate::join::token::TokenError;
     use crate::model::Component;
     use crate::pki::{
-        CaKind, CertError, CorruptError, NodeCertKind, PkiError, PolicyError, SanError,
+        CaKind, CertError, CorruptError, CsrError, NodeCertKind, PkiError, PolicyError, SanError,
     };
     use crate::supervise::control::ControlError;
     use crate::supervise::file::FileError;
@@ -319,6 +319,13 @@ mod tests {
                 }),
             ),
             (
+                "PolicyError::Malformed",
+                Box::new(PolicyError::Malformed(CsrError::Pem(
+                    x509_parser::pem::parse_x509_pem(b"hello").unwrap_err(),
+                ))),
+            ),
+            ("CsrError", Box::new(CsrError::Attribute(x509()))),
+            (
                 "PolicyError::WrongCa",
                 Box::new(PolicyError::WrongCa {
                     kind: NodeCertKind::KubeletClient,
@@ -335,6 +342,31 @@ mod tests {
                     what: "CA certificate",
                     source: rustls::Error::General("bad".into()),
                 }),
+            ),
+            (
+                "HttpError::Pem",
+                Box::new(HttpError::Pem {
+                    what: "client key",
+                    source: PemError::Read(io::Error::from(io::ErrorKind::InvalidData)),
+                }),
+            ),
+            (
+                "HttpError::Proxy",
+                Box::new(HttpError::Proxy {
+                    url: "https://dl.k8s.io/x".into(),
+                    proxy: "http://proxy:3128/".into(),
+                    source: ProxyError::Connect(io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+                }),
+            ),
+            (
+                "PemError",
+                Box::new(PemError::Read(io::Error::from(io::ErrorKind::InvalidData))),
+            ),
+            (
+                "ProxyError",
+                Box::new(ProxyError::NoAnswer(io::Error::from(
+                    io::ErrorKind::UnexpectedEof,
+                ))),
             ),
             (
                 "HttpError::Json",
@@ -390,6 +422,21 @@ mod tests {
                 }),
             ),
             ("FetchError::Fs", Box::new(FetchError::Fs(fs()))),
+            (
+                "FetchError::BundleRead",
+                Box::new(FetchError::BundleRead {
+                    path: p("/tmp/k8s.bundle"),
+                    what: "not a tar",
+                    source: io::Error::from(io::ErrorKind::UnexpectedEof),
+                }),
+            ),
+            (
+                "FetchError::BundleManifest",
+                Box::new(FetchError::BundleManifest {
+                    path: p("/tmp/k8s.bundle"),
+                    source: json(),
+                }),
+            ),
             (
                 "EtcdError::Read",
                 Box::new(crate::etcd::EtcdError::Read {
@@ -481,10 +528,24 @@ mod tests {
             ),
             ("ControlError::Io", Box::new(control())),
             (
+                "ControlError::Protocol",
+                Box::new(ControlError::Protocol {
+                    path: p("/kubesup.sock"),
+                    source: json(),
+                }),
+            ),
+            (
                 "FileError",
                 Box::new(FileError::Read {
                     path: p("/etc/children.yaml"),
                     source: denied(),
+                }),
+            ),
+            (
+                "FileError::Parse",
+                Box::new(FileError::Parse {
+                    path: p("/etc/children.yaml"),
+                    source: yaml(),
                 }),
             ),
             (
@@ -507,7 +568,7 @@ mod tests {
                     url: "https://127.0.0.1:6443/readyz".into(),
                     source: HttpError::Pem {
                         what: "CA certificate",
-                        reason: "no certificate in the PEM".into(),
+                        source: PemError::NoCertificate,
                     },
                 }),
             ),
@@ -647,6 +708,13 @@ mod tests {
                 }),
             ),
             ("InstallError::Fs", Box::new(InstallError::Fs(fs()))),
+            (
+                "InstallError::SystemctlRun",
+                Box::new(InstallError::SystemctlRun {
+                    args: "daemon-reload".into(),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                }),
+            ),
             (
                 "InstallError::Record",
                 Box::new(InstallError::Record {

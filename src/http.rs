@@ -52,8 +52,12 @@ const MAX_CONNECT_HEAD: usize = 8 * 1024;
 pub enum HttpError {
     #[error("{url:?} is not a usable URL: {reason}")]
     BadUrl { url: String, reason: &'static str },
-    #[error("cannot use the {what}: {reason}")]
-    Pem { what: &'static str, reason: String },
+    #[error("cannot use the {what}")]
+    Pem {
+        what: &'static str,
+        #[source]
+        source: PemError,
+    },
     #[error("cannot use the {what} for TLS")]
     TlsConfig {
         what: &'static str,
@@ -64,11 +68,12 @@ pub enum HttpError {
         "cannot verify {url}: no CA certificates were found on this system; install the ca-certificates package (or point SSL_CERT_FILE at a CA bundle), or fetch from a mirror (a directory or an http:// server)"
     )]
     NoSystemRoots { url: String },
-    #[error("proxy {proxy} for {url}: {reason}")]
+    #[error("proxy {proxy} for {url}")]
     Proxy {
         url: String,
         proxy: String,
-        reason: String,
+        #[source]
+        source: ProxyError,
     },
     #[error("cannot connect to {url}")]
     Connect {
@@ -114,6 +119,36 @@ pub enum HttpError {
     },
 }
 
+/// Why a PEM given for TLS (a CA, a client certificate or key) is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("unreadable PEM")]
+    Read(#[source] io::Error),
+    #[error("no certificate in the PEM")]
+    NoCertificate,
+    #[error("no private key in the PEM")]
+    NoKey,
+}
+
+/// Why a connection through a proxy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("not an http:// URL with a host")]
+    NotHttp,
+    #[error("only http:// proxies are supported")]
+    Https,
+    #[error("cannot connect")]
+    Connect(#[source] io::Error),
+    #[error("cannot send CONNECT")]
+    Send(#[source] io::Error),
+    #[error("no answer to CONNECT")]
+    NoAnswer(#[source] io::Error),
+    #[error("its answer to CONNECT has no end")]
+    Endless,
+    #[error("CONNECT answered {0:?}")]
+    Refused(String),
+}
+
 impl HttpError {
     /// Worth another attempt: the network or the server may do better next time. A certificate
     /// that does not verify will not verify on the next try either.
@@ -137,22 +172,6 @@ impl HttpError {
             | Self::Timeout { .. } => true,
             _ => false,
         }
-    }
-}
-
-/// An error and its causes on one line (`a: b: c`), for log fields, where an error's `Display`
-/// alone would drop the cause that says what went wrong.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        Ok(())
     }
 }
 
@@ -242,7 +261,7 @@ impl Builder {
                 for cert in rustls_pemfile::certs(&mut &pem[..]) {
                     let cert = cert.map_err(|e| HttpError::Pem {
                         what: "CA certificate",
-                        reason: e.to_string(),
+                        source: PemError::Read(e),
                     })?;
                     roots.add(cert).map_err(|source| HttpError::TlsConfig {
                         what: "CA certificate",
@@ -252,7 +271,7 @@ impl Builder {
                 if roots.is_empty() {
                     return Err(HttpError::Pem {
                         what: "CA certificate",
-                        reason: "no certificate in the PEM".into(),
+                        source: PemError::NoCertificate,
                     });
                 }
                 Tls::Fixed(Arc::new(tls_config(Verify::Roots(roots), identity)?))
@@ -810,19 +829,19 @@ async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
 /// A TCP connection through `proxy` that reaches `target`: the proxy itself for plain http
 /// (the request is then forwarded), a CONNECT tunnel for https.
 async fn via_proxy(proxy: &Intercept, target: &Target, url: &str) -> Result<TcpStream, HttpError> {
-    let err = |reason: String| HttpError::Proxy {
+    let err = |source: ProxyError| HttpError::Proxy {
         url: url.to_string(),
         proxy: proxy.uri().to_string(),
-        reason,
+        source,
     };
-    let p = Target::of(proxy.uri(), &proxy.uri().to_string())
-        .map_err(|_| err("not an http:// URL with a host".into()))?;
+    let p =
+        Target::of(proxy.uri(), &proxy.uri().to_string()).map_err(|_| err(ProxyError::NotHttp))?;
     if p.https {
-        return Err(err("only http:// proxies are supported".into()));
+        return Err(err(ProxyError::Https));
     }
     let mut s = tcp(&p.host, p.port)
         .await
-        .map_err(|e| err(format!("cannot connect: {e}")))?;
+        .map_err(|e| err(ProxyError::Connect(e)))?;
     if !target.https {
         return Ok(s);
     }
@@ -834,25 +853,25 @@ async fn via_proxy(proxy: &Intercept, target: &Target, url: &str) -> Result<TcpS
     head.push_str("\r\n");
     s.write_all(head.as_bytes())
         .await
-        .map_err(|e| err(format!("cannot send CONNECT: {e}")))?;
+        .map_err(|e| err(ProxyError::Send(e)))?;
     // Byte by byte up to the blank line: what follows the head is the tunnel's, and belongs
     // to the TLS handshake.
     let mut answer = Vec::new();
     while !answer.ends_with(b"\r\n\r\n") {
         if answer.len() >= MAX_CONNECT_HEAD {
-            return Err(err("its answer to CONNECT has no end".into()));
+            return Err(err(ProxyError::Endless));
         }
         let b = s
             .read_u8()
             .await
-            .map_err(|e| err(format!("no answer to CONNECT: {e}")))?;
+            .map_err(|e| err(ProxyError::NoAnswer(e)))?;
         answer.push(b);
     }
     let status_line = String::from_utf8_lossy(&answer);
     let status_line = status_line.lines().next().unwrap_or_default();
     match status_line.split_whitespace().nth(1) {
         Some(code) if code.starts_with('2') => Ok(s),
-        _ => Err(err(format!("CONNECT {authority} answered {status_line:?}"))),
+        _ => Err(err(ProxyError::Refused(status_line.to_string()))),
     }
 }
 
@@ -938,22 +957,22 @@ fn parse_identity(cert_pem: &[u8], key_pem: &[u8]) -> Result<Identity, HttpError
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HttpError::Pem {
             what: "client certificate",
-            reason: e.to_string(),
+            source: PemError::Read(e),
         })?;
     if certs.is_empty() {
         return Err(HttpError::Pem {
             what: "client certificate",
-            reason: "no certificate in the PEM".into(),
+            source: PemError::NoCertificate,
         });
     }
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| HttpError::Pem {
             what: "client key",
-            reason: e.to_string(),
+            source: PemError::Read(e),
         })?
         .ok_or_else(|| HttpError::Pem {
             what: "client key",
-            reason: "no private key in the PEM".into(),
+            source: PemError::NoKey,
         })?;
     Ok((certs, key))
 }
@@ -991,7 +1010,7 @@ fn tls_config(verify: Verify, identity: Option<Identity>) -> Result<ClientConfig
 fn system_config(url: &str) -> Result<ClientConfig, HttpError> {
     let found = rustls_native_certs::load_native_certs();
     for e in &found.errors {
-        debug!(error = %e, "skipped part of the system trust store");
+        debug!(error = %crate::errors::chain(e), "skipped part of the system trust store");
     }
     let mut roots = RootCertStore::empty();
     let (added, ignored) = roots.add_parsable_certificates(found.certs);

@@ -57,7 +57,7 @@ pub async fn ensure_cni_config(cfg: &Config, kube: &Kube) {
             Ok(()) => {
                 info!(pod_cidr = %cidr, path = %path.display(), "wrote the node's CNI config")
             }
-            Err(e) => warn!(error = %e, "cannot write the CNI config"),
+            Err(e) => warn!(error = %crate::errors::chain(&e), "cannot write the CNI config"),
         }
     }
 }

@@ -46,8 +46,14 @@ pub enum InstallError {
     },
     #[error(transparent)]
     Fs(#[from] fsutil::FsError),
-    #[error("`systemctl {args}` failed: {message}")]
-    Systemctl { args: String, message: String },
+    #[error("cannot run `systemctl {args}`")]
+    SystemctlRun {
+        args: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`systemctl {args}` failed: {stderr}")]
+    Systemctl { args: String, stderr: String },
     #[error("the install record {path} is unreadable ({reason}); remove the files by hand")]
     Record {
         path: PathBuf,
@@ -175,18 +181,17 @@ fn systemd_running(root: &Path) -> bool {
 }
 
 fn systemctl(args: &[&str]) -> Result<(), InstallError> {
-    let out =
-        Command::new("systemctl")
-            .args(args)
-            .output()
-            .map_err(|e| InstallError::Systemctl {
-                args: args.join(" "),
-                message: e.to_string(),
-            })?;
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|source| InstallError::SystemctlRun {
+            args: args.join(" "),
+            source,
+        })?;
     if !out.status.success() {
         return Err(InstallError::Systemctl {
             args: args.join(" "),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
     Ok(())

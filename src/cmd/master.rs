@@ -153,7 +153,7 @@ fn admin_kube(cfg: &Config) -> Option<Kube> {
     match Kube::new(&format!("https://127.0.0.1:{}", cfg.api_port), &creds) {
         Ok(k) => Some(k),
         Err(e) => {
-            warn!(error = %e, "cannot build the API client");
+            warn!(error = %crate::errors::chain(&e), "cannot build the API client");
             None
         }
     }

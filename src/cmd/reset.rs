@@ -158,7 +158,7 @@ pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
     if paths.control_socket().exists() {
         match control::request(&paths.control_socket(), "stop").await {
             Ok(_) => info!("asked the running kubesup to stop"),
-            Err(e) => info!(error = %e, "no running kubesup answered"),
+            Err(e) => info!(error = %crate::errors::chain(&e), "no running kubesup answered"),
         }
     }
     if dir.exists() {
@@ -190,7 +190,9 @@ pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
     for m in mounts_below(dir) {
         match nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH) {
             Ok(()) => info!(mount = %m.display(), "unmounted"),
-            Err(e) => warn!(mount = %m.display(), error = %e, "cannot unmount"),
+            Err(e) => {
+                warn!(mount = %m.display(), error = %crate::errors::chain(&e), "cannot unmount")
+            }
         }
     }
     // 5. kube-proxy's chains, by kube-proxy itself.
@@ -388,7 +390,9 @@ async fn run_bounded(program: &Path, args: &[&str]) {
         Ok(Ok((exit, _, err))) => {
             info!(program = %program.display(), ?args, %exit, stderr = %err.trim(), "ran")
         }
-        Ok(Err(e)) => warn!(program = %program.display(), error = %e, "cannot run"),
+        Ok(Err(e)) => {
+            warn!(program = %program.display(), error = %crate::errors::chain(&e), "cannot run")
+        }
         Err(_) => warn!(program = %program.display(), "timed out"),
     }
 }

@@ -555,7 +555,9 @@ async fn serve(
                 };
                 match Kube::new(&server, &creds) {
                     Ok(kube) => crate::network::ensure_cni_config(&cfg, &kube).await,
-                    Err(e) => warn!(error = %e, "cannot build the API client; no CNI config"),
+                    Err(e) => {
+                        warn!(error = %crate::errors::chain(&e), "cannot build the API client; no CNI config")
+                    }
                 }
             })
         })

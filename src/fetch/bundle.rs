@@ -276,13 +276,20 @@ pub fn load_bundle(
     let cache = Cache::new(cache_dir);
     let f = File::open(file).map_err(io_err("open", file))?;
     let mut tar = tar::Archive::new(BufReader::with_capacity(IO_BUF, f));
-    let mut entries = tar.entries().map_err(|e| bad(format!("not a tar ({e})")))?;
+    let unreadable = |what| {
+        move |source| FetchError::BundleRead {
+            path: file.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    let mut entries = tar.entries().map_err(unreadable("not a tar"))?;
 
     let bm: BundleManifest = {
         let mut first = entries
             .next()
             .ok_or_else(|| bad("empty".into()))?
-            .map_err(|e| bad(format!("unreadable ({e})")))?;
+            .map_err(unreadable("unreadable"))?;
         let name = first.path().map(|p| p.to_string_lossy().into_owned());
         if name.as_deref().ok() != Some(BUNDLE_MANIFEST) || first.size() > MAX_MANIFEST {
             return Err(bad(format!("the first entry must be {BUNDLE_MANIFEST}")));
@@ -290,8 +297,11 @@ pub fn load_bundle(
         let mut json = Vec::new();
         first
             .read_to_end(&mut json)
-            .map_err(|e| bad(format!("unreadable manifest ({e})")))?;
-        serde_json::from_slice(&json).map_err(|e| bad(format!("bad manifest ({e})")))?
+            .map_err(unreadable("unreadable manifest"))?;
+        serde_json::from_slice(&json).map_err(|source| FetchError::BundleManifest {
+            path: file.to_path_buf(),
+            source,
+        })?
     };
     validate(&bm, file, pinned)?;
 
@@ -304,10 +314,10 @@ pub fn load_bundle(
     let staged = (|| -> Result<(), FetchError> {
         let mut seen = BTreeSet::new();
         for entry in entries {
-            let mut e = entry.map_err(|e| bad(format!("unreadable ({e})")))?;
+            let mut e = entry.map_err(unreadable("unreadable"))?;
             let name = e
                 .path()
-                .map_err(|e| bad(format!("unreadable entry name ({e})")))?
+                .map_err(unreadable("unreadable entry name"))?
                 .to_string_lossy()
                 .into_owned();
             let hex = name

@@ -314,7 +314,7 @@ pub(crate) fn verify_binary(rb: &ResolvedBinary) -> Result<(), FetchError> {
         let json = serde_json::to_vec(&Stamp::of(&meta)).unwrap_or_default();
         // A read-only cache still verifies (by rehash) every time; not worth failing over.
         if let Err(e) = write_unique(&s, &json, 0o644) {
-            debug!(error = %e, "cannot refresh the verification stamp");
+            debug!(error = %crate::errors::chain(&e), "cannot refresh the verification stamp");
         }
     }
     Ok(())

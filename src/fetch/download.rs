@@ -228,7 +228,7 @@ impl Downloader {
                         Err(e) if e.is_transient() && self.retry.allows(failures + 1) => {
                             failures += 1;
                             let d = self.retry.wait(failures);
-                            warn!(url, attempt = failures, error = %e, retry_in = ?d, "retrying");
+                            warn!(url, attempt = failures, error = %crate::errors::chain(&e), retry_in = ?d, "retrying");
                             tokio::time::sleep(d).await;
                         }
                         r => return r.map(Some),
@@ -401,7 +401,7 @@ impl Downloader {
                 Err(e) if e.is_transient() && self.retry.allows(failures + 1) => {
                     failures += 1;
                     let d = self.retry.wait(failures);
-                    warn!(url, attempt = failures, received = p.len, error = %e, retry_in = ?d,
+                    warn!(url, attempt = failures, received = p.len, error = %crate::errors::chain(&e), retry_in = ?d,
                         "download failed; retrying");
                     tokio::time::sleep(d).await;
                 }

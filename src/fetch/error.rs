@@ -137,6 +137,19 @@ pub enum FetchError {
     },
     #[error("bundle {path}: {reason}")]
     BundleFormat { path: PathBuf, reason: String },
+    #[error("bundle {path}: {what}")]
+    BundleRead {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("bundle {path}: bad manifest")]
+    BundleManifest {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "bundle {path} is tampered or corrupt: {entry} has sha256 {actual}, its manifest says {expected}; nothing from it was installed"
     )]

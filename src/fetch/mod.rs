@@ -288,7 +288,7 @@ impl Fetcher {
                 Ok((i, job, Ok(r))) => done.push((i, job, r)),
                 Ok((_, job, Err(e))) => {
                     if first_err.is_some() {
-                        error!(artifact = %job.name, error = %e, "fetch failed");
+                        error!(artifact = %job.name, error = %crate::errors::chain(&e), "fetch failed");
                     } else {
                         first_err = Some(e);
                     }

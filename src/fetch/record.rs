@@ -114,7 +114,7 @@ pub(super) fn read_record(bin_dir: &Path) -> Option<FetchedSet> {
     match serde_json::from_slice(&bytes) {
         Ok(s) => Some(s),
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "ignoring an unreadable fetch record");
+            warn!(path = %path.display(), error = %crate::errors::chain(&e), "ignoring an unreadable fetch record");
             None
         }
     }

@@ -61,7 +61,7 @@ fn load(cfg: &crate::config::Config) -> Result<Material, StartError> {
 
 fn cannot_start(e: &StartError) {
     tracing::error!(
-        error = e as &dyn std::error::Error,
+        error = %crate::errors::chain(e),
         "the join API cannot start; workers cannot join"
     );
 }

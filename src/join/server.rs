@@ -136,7 +136,7 @@ impl JoinContext {
         warn!(
             %peer,
             node,
-            error = e as &dyn std::error::Error,
+            error = %crate::errors::chain(e),
             "join API: the cluster store failed; answered 503"
         );
         error(StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE)
@@ -156,7 +156,7 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, ctx: Arc<Jo
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                warn!(error = %e, "join server accept failed");
+                warn!(error = %crate::errors::chain(&e), "join server accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -288,7 +288,7 @@ where
     let answer = match sign(ctx, &request) {
         Ok(a) => a,
         Err(e) => {
-            warn!(%peer, node = %node, token = %record.id, error = %e, "refused a CSR");
+            warn!(%peer, node = %node, token = %record.id, error = %crate::errors::chain(&e), "refused a CSR");
             return error(StatusCode::FORBIDDEN, &e.to_string());
         }
     };
@@ -374,7 +374,7 @@ where
     let answer = match sign(ctx, &request) {
         Ok(a) => a,
         Err(e) => {
-            warn!(%peer, node = %name, error = %e, "refused a CSR");
+            warn!(%peer, node = %name, error = %crate::errors::chain(&e), "refused a CSR");
             return error(StatusCode::FORBIDDEN, &e.to_string());
         }
     };

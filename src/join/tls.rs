@@ -170,7 +170,7 @@ impl ServerCert {
             }
             // Mid-renewal (key written, certificate not yet, or the reverse): next time.
             Err(e) => debug!(
-                error = &e as &dyn std::error::Error,
+                error = %crate::errors::chain(&e),
                 "join API: the certificate files do not match yet"
             ),
         }

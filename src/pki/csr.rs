@@ -77,8 +77,9 @@ pub struct NodeIdentity {
 /// count them, and the worker can show the operator what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("CSR is not a PEM certificate request: {reason}")]
-    Malformed { reason: String },
+    // The cause goes in the message: the join API answers with this error's text alone.
+    #[error("CSR is not a PEM certificate request: {0}")]
+    Malformed(CsrError),
     #[error("CSR signature does not verify against its own public key")]
     BadSignature,
     // The cause goes in the message: the join API answers with this error's text alone.
@@ -129,6 +130,20 @@ pub enum PolicyError {
     },
 }
 
+/// Why a CSR does not parse ([`PolicyError::Malformed`] prints it in its message, so these put
+/// their own cause in their message too).
+#[derive(Debug, thiserror::Error)]
+pub enum CsrError {
+    #[error("{0}")]
+    Request(rcgen::Error),
+    #[error("{0}")]
+    Pem(x509_parser::nom::Err<x509_parser::error::PEMError>),
+    #[error("{0}")]
+    Der(x509_parser::nom::Err<x509_parser::error::X509Error>),
+    #[error("subject attribute is not a string: {0}")]
+    Attribute(x509_parser::error::X509Error),
+}
+
 /// Checks `csr_pem` against the node policy and, if it passes, signs it with `ca` for
 /// `validity` (capped by the CA's expiry). Returns the certificate PEM.
 pub fn sign_node_csr(
@@ -152,9 +167,7 @@ pub fn sign_node_csr(
     let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| match e {
         rcgen::Error::InvalidCertificationRequestSignature => PolicyError::BadSignature,
         rcgen::Error::UnsupportedExtension => PolicyError::UnsupportedExtension,
-        other => PolicyError::Malformed {
-            reason: other.to_string(),
-        },
+        other => PolicyError::Malformed(CsrError::Request(other)),
     })?;
     let subject = full_subject(csr_pem)?;
     let req = &csr.params;
@@ -290,11 +303,11 @@ struct Subject {
 
 /// Every attribute of the CSR subject, repeated ones included.
 fn full_subject(csr_pem: &str) -> Result<Subject, PolicyError> {
-    let malformed = |reason: String| PolicyError::Malformed { reason };
+    let malformed = PolicyError::Malformed;
     let (_, pem) = x509_parser::pem::parse_x509_pem(csr_pem.as_bytes())
-        .map_err(|e| malformed(e.to_string()))?;
-    let (_, csr) =
-        X509CertificationRequest::from_der(&pem.contents).map_err(|e| malformed(e.to_string()))?;
+        .map_err(|e| malformed(CsrError::Pem(e)))?;
+    let (_, csr) = X509CertificationRequest::from_der(&pem.contents)
+        .map_err(|e| malformed(CsrError::Der(e)))?;
     let mut s = Subject {
         common_names: vec![],
         organizations: vec![],
@@ -304,7 +317,7 @@ fn full_subject(csr_pem: &str) -> Result<Subject, PolicyError> {
         let value = || {
             attr.as_str()
                 .map(str::to_string)
-                .map_err(|e| malformed(format!("subject attribute is not a string: {e}")))
+                .map_err(|e| malformed(CsrError::Attribute(e)))
         };
         if attr.attr_type() == &OID_X509_COMMON_NAME {
             s.common_names.push(value()?);
@@ -516,7 +529,7 @@ mod tests {
                     | ("eku", PolicyError::UnexpectedEku { .. })
                     | ("ku", PolicyError::UnexpectedKeyUsage { .. })
                     | ("attr", PolicyError::UnexpectedSubjectAttribute { .. })
-                    | ("malformed", PolicyError::Malformed { .. })
+                    | ("malformed", PolicyError::Malformed(_))
             );
             assert!(ok, "case {want}: got {err:?} ({err})");
         }

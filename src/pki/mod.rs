@@ -43,7 +43,7 @@ use tracing::{debug, info};
 
 pub use ca::{CaKind, LoadedCa};
 pub use check::{CertRow, CertStatus, needs_attention, render_json, render_table};
-pub use csr::{NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
+pub use csr::{CsrError, NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
 pub use error::{CertError, CorruptError, PkiError, Result, SanError};
 pub use key::Secret;
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};

@@ -72,7 +72,9 @@ impl Pki {
                     windows.push((leaf, info.renew_at(), info.lifetime()));
                 }
                 Ok(None) => windows.push((leaf, now, Default::default())),
-                Err(e) => tracing::debug!(cert = %leaf, error = %e, "not scheduled: unreadable"),
+                Err(e) => {
+                    tracing::debug!(cert = %leaf, error = %crate::errors::chain(&e), "not scheduled: unreadable")
+                }
             }
         }
         let (_, first, lifetime) = windows.iter().min_by_key(|w| w.1)?;

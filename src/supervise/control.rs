@@ -38,8 +38,11 @@ pub enum ControlError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("control socket {path} answered something unreadable: {message}")]
-    Protocol { path: PathBuf, message: String },
+    #[error("control socket {path} answered something unreadable")]
+    Protocol {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -167,7 +170,7 @@ pub async fn serve(
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    warn!(error = %e, "control socket accept failed");
+                    warn!(error = %crate::errors::chain(&e), "control socket accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -176,7 +179,7 @@ pub async fn serve(
                 (board.clone(), sys.clone(), role.clone(), requests.clone());
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, &role, &board, &sys, &requests).await {
-                    debug!(error = %e, "control request failed");
+                    debug!(error = %crate::errors::chain(&e), "control request failed");
                 }
             });
         }
@@ -358,9 +361,9 @@ pub async fn request(path: &Path, what: &str) -> Result<String, ControlError> {
 
 pub async fn fetch_status(path: &Path) -> Result<StatusReport, ControlError> {
     let line = request(path, "status").await?;
-    serde_json::from_str(&line).map_err(|e| ControlError::Protocol {
+    serde_json::from_str(&line).map_err(|source| ControlError::Protocol {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })
 }
 

@@ -30,6 +30,11 @@ pub enum FileError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot parse {path}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -88,7 +93,10 @@ pub fn load(path: &Path, paths: &Paths) -> Result<Vec<ChildSpec>, FileError> {
         path: path.to_path_buf(),
         message,
     };
-    let file: File = serde_yaml_ng::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let file: File = serde_yaml_ng::from_str(&text).map_err(|source| FileError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut specs = Vec::new();
     for c in file.children {
         let Some((program, args)) = c.command.split_first() else {

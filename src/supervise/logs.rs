@@ -98,7 +98,7 @@ pub async fn forward(
     let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {
-            warn!(component = %component, stream, error = %e, "cannot read component output");
+            warn!(component = %component, stream, error = %crate::errors::chain(&e), "cannot read component output");
             return;
         }
     };
@@ -110,7 +110,7 @@ pub async fn forward(
             Ok([]) => break,
             Ok(chunk) => chunk,
             Err(e) => {
-                warn!(component = %component, stream, error = %e, "component output read failed");
+                warn!(component = %component, stream, error = %crate::errors::chain(&e), "component output read failed");
                 break;
             }
         };
@@ -153,7 +153,7 @@ fn emit(
     if let Some(file) = file {
         let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = f.write_line(stream, text.as_bytes()) {
-            warn!(component, error = %e, "cannot write component log file");
+            warn!(component, error = %crate::errors::chain(&e), "cannot write component log file");
         }
     }
 }

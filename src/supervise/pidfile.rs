@@ -128,7 +128,7 @@ impl PidFile {
     fn save(&self) {
         let json = serde_json::to_vec_pretty(&self.children).unwrap_or_default();
         if let Err(e) = fsutil::write_atomic(&self.path, &json, 0o600) {
-            warn!(error = %e, "cannot record child pids");
+            warn!(error = %crate::errors::chain(&e), "cannot record child pids");
         }
     }
 }
@@ -143,7 +143,7 @@ pub fn sweep(path: &Path, timeout: Duration) -> usize {
     let records: BTreeMap<String, ChildRecord> = match serde_json::from_slice(&text) {
         Ok(r) => r,
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "ignoring unreadable pid record");
+            warn!(path = %path.display(), error = %crate::errors::chain(&e), "ignoring unreadable pid record");
             return 0;
         }
     };

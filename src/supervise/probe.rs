@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use crate::http::{ErrorChain, Trust};
+use crate::http::Trust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -123,7 +123,7 @@ impl Prober {
                     false
                 }
                 Err(e) => {
-                    debug!(url, error = %ErrorChain(&e), "probe failed");
+                    debug!(url, error = %crate::errors::chain(&e), "probe failed");
                     false
                 }
             },

@@ -118,7 +118,7 @@ impl Procs {
             // As PID 1 we already inherit every orphan; otherwise ask the kernel for them, so a
             // component that double-forks cannot escape supervision.
             if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-                warn!(error = %e, "cannot become child subreaper; double-forked grandchildren will escape to init");
+                warn!(error = %crate::errors::chain(&e), "cannot become child subreaper; double-forked grandchildren will escape to init");
             }
         }
         let registry: Arc<Mutex<HashMap<i32, Owner>>> = Arc::default();
@@ -219,7 +219,9 @@ pub fn signal_group(pid: i32, sig: Sig) {
     };
     match killpg(Pid::from_raw(pid), signal) {
         Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => warn!(pid, signal = %signal, error = %e, "cannot signal process group"),
+        Err(e) => {
+            warn!(pid, signal = %signal, error = %crate::errors::chain(&e), "cannot signal process group")
+        }
     }
 }
 
@@ -300,7 +302,7 @@ fn reap_all(registry: &Mutex<HashMap<i32, Owner>>, strays: &AtomicU64) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(e) => {
-                warn!(error = %e, "waitpid failed");
+                warn!(error = %crate::errors::chain(&e), "waitpid failed");
                 return;
             }
         };
@@ -358,6 +360,6 @@ pub fn default_sigpipe() {
     use nix::sys::signal::{SigHandler, Signal, signal};
     // SAFETY: SIG_DFL installs no handler, so no code of ours ever runs in signal context.
     if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
-        debug!(error = %e, "cannot restore the default SIGPIPE action");
+        debug!(error = %crate::errors::chain(&e), "cannot restore the default SIGPIPE action");
     }
 }

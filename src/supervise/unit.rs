@@ -186,7 +186,7 @@ impl Unit {
                     match RotatingFile::open(path, self.spec.log_max_bytes, self.spec.log_keep) {
                         Ok(f) => self.log = Some(Arc::new(Mutex::new(f))),
                         Err(e) => {
-                            warn!(component = %self.spec.name, path = %path.display(), error = %e, "cannot open log file")
+                            warn!(component = %self.spec.name, path = %path.display(), error = %crate::errors::chain(&e), "cannot open log file")
                         }
                     }
                 }
@@ -208,7 +208,7 @@ impl Unit {
             }
             Err(e) => Event::SpawnFailed {
                 at,
-                error: e.to_string(),
+                error: crate::errors::chain(&e),
             },
         }
     }
@@ -226,7 +226,7 @@ impl Unit {
             let prober = match Prober::build(&spec) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    warn!(component = %name, error = %e, "cannot build health check; counting it as failing");
+                    warn!(component = %name, error = %crate::errors::chain(&e), "cannot build health check; counting it as failing");
                     None
                 }
             };
