@@ -135,6 +135,65 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         String::from_utf8_lossy(&kubectl(&tb, &ns, &kc, &["get", "componentstatuses"]).stdout)
     );
 
+    // A CRD and a custom resource with nested maps, in metadata and spec. The test bed's
+    // kube-apiserver built with reflect2 1.0.1 on Go >= 1.18 died with SIGSEGV encoding such
+    // maps (json-iterator -> reflect2 UnsafeMapType.UnsafeIterate); setup-testbed.sh builds
+    // with 1.0.2. The API server must answer and must not have restarted.
+    let crd = data.join("widgets-crd.yaml");
+    std::fs::write(
+        &crd,
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata: {name: widgets.test.kubesup.io}\n\
+         spec:\n  group: test.kubesup.io\n  scope: Namespaced\n\
+         \x20 names: {plural: widgets, singular: widget, kind: Widget}\n\
+         \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n\
+         \x20   schema:\n      openAPIV3Schema:\n        type: object\n\
+         \x20       x-kubernetes-preserve-unknown-fields: true\n",
+    )
+    .expect("write the CRD");
+    let out = kubectl(&tb, &ns, &kc, &["apply", "-f", &crd.to_string_lossy()]);
+    assert!(out.status.success(), "CRD apply: {out:?}");
+    let cr = data.join("widget.yaml");
+    std::fs::write(
+        &cr,
+        "apiVersion: test.kubesup.io/v1\nkind: Widget\n\
+         metadata:\n  name: w1\n  namespace: default\n\
+         \x20 labels: {tier: one, app: kubesup}\n  annotations: {note: nested}\n\
+         spec:\n  settings:\n    inner: {a: \"1\", b: {c: deep}}\n    list: [{k: v}]\n",
+    )
+    .expect("write the custom resource");
+    // The CRD takes a moment to be established.
+    let created = wait_for(Duration::from_secs(60), || {
+        let out = kubectl(&tb, &ns, &kc, &["apply", "-f", &cr.to_string_lossy()]);
+        out.status.success().then_some(())
+    });
+    assert!(created.is_some(), "the custom resource was never created");
+    let got = kubectl(
+        &tb,
+        &ns,
+        &kc,
+        &[
+            "-n",
+            "default",
+            "get",
+            "widgets.test.kubesup.io",
+            "w1",
+            "-o",
+            "json",
+        ],
+    );
+    let got: Value = serde_json::from_slice(&got.stdout).expect("custom resource json");
+    assert_eq!(got["spec"]["settings"]["inner"]["b"]["c"], "deep");
+    assert_eq!(got["metadata"]["labels"]["tier"], "one");
+    let s = ks.status().expect("status");
+    let apiserver = Kubesup::component(&s, "kube-apiserver").expect("kube-apiserver in status");
+    assert_eq!(
+        apiserver["restarts"],
+        0,
+        "kube-apiserver restarted while serving custom resources: {}",
+        ks.log_tail(40)
+    );
+
     // flannel's network config, read with etcdctl and the generated client certificate.
     let pki = data.join("pki");
     let etcdctl = data.join(format!("bin/{KUBE_VERSION}/etcdctl"));
