@@ -456,6 +456,29 @@ mod tests {
                 Box::new(crate::etcd::EtcdError::V2(http())),
             ),
             (
+                "MembersError::Request",
+                Box::new(crate::etcd::members::MembersError::Request {
+                    what: "member list",
+                    source: etcd(),
+                }),
+            ),
+            (
+                "MembersError::LearnerExists",
+                Box::new(crate::etcd::members::MembersError::LearnerExists {
+                    name: "m2".into(),
+                    peer_url: "https://10.0.0.2:2380".into(),
+                    source: etcd(),
+                }),
+            ),
+            (
+                "MembersError::NotCaughtUp",
+                Box::new(crate::etcd::members::MembersError::NotCaughtUp {
+                    id: 0x8e9e05c52164694d,
+                    attempts: 30,
+                    source: etcd(),
+                }),
+            ),
+            (
                 "KubeError::Read",
                 Box::new(crate::kube::KubeError::Read {
                     path: p("/admin.kubeconfig"),

@@ -9,6 +9,8 @@
 //! writes the key where the chosen flannel version looks, and always writes the v3 key too, so
 //! `etcdctl get /coreos.com/network/config` shows it either way.
 
+pub mod members;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
