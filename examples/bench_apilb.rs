@@ -3,9 +3,11 @@
 //! connection with a small fixed response (the size of a `GET /healthz`, or of a small watch
 //! event: what the balancer adds is a per-request cost, so the smallest request shows it best).
 //!
-//! Run: `cargo run --release --example bench_apilb [REQUESTS] [CONNECTIONS]` (default 20000
-//! requests over 4 connections, each connection sending its next request when the answer to the
-//! last one is in). Alternates direct and balanced rounds (3 of each, after a warm-up), and
+//! Run: `cargo run --release --example bench_apilb [REQUESTS] [CONNECTIONS] [DELAY_MS]` (default
+//! 20000 requests over 4 connections, each connection sending its next request when the answer
+//! to the last one is in). DELAY_MS (default 0) makes the backend wait that long before each
+//! answer, like an API server doing a request's work: with 0 the figures are the balancer's
+//! pure cost against a backend that does nothing, which no API server is. Alternates direct and balanced rounds (3 of each, after a warm-up), and
 //! prints req/s, p50 and p99 of each round and the ratio of the totals. Targets: throughput at
 //! least 0.95x direct, p99 at most 1 ms more. Client, balancer and backend share one runtime and
 //! the machine's cores, so the balanced path also pays for the balancer's CPU: that is the cost
@@ -36,7 +38,7 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// Answers each request (a read that ends the request head) with [`RESPONSE`]. The client sends
 /// one request at a time, so one read is one request.
-async fn backend() -> SocketAddr {
+async fn backend(delay: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -53,6 +55,9 @@ async fn backend() -> SocketAddr {
                     }
                     if buf[..have].ends_with(b"\r\n\r\n") {
                         have = 0;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         if s.write_all(RESPONSE).await.is_err() {
                             return;
                         }
@@ -124,8 +129,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-async fn bench(requests: usize, conns: usize) {
-    let backend = backend().await;
+async fn bench(requests: usize, conns: usize, delay: Duration) {
+    let backend = backend(delay).await;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let lb = listener.local_addr().unwrap();
@@ -169,7 +174,8 @@ async fn bench(requests: usize, conns: usize) {
     let dp50 = median(direct.iter().map(|r| r.p50).collect());
     let lp50 = median(through.iter().map(|r| r.p50).collect());
     println!(
-        "\n{requests} requests x {ROUNDS} rounds over {conns} connections each way\n\
+        "\n{requests} requests x {ROUNDS} rounds over {conns} connections each way, backend \
+         delay {delay:?}\n\
          throughput: direct {dr:.0} req/s, via LB {lr:.0} req/s, ratio {:.3} (target >= 0.95)\n\
          p50 (median of rounds): direct {:.1} us, via LB {:.1} us, +{:.1} us\n\
          p99 (median of rounds): direct {:.1} us, via LB {:.1} us, +{:.1} us (target <= +1000 us)",
@@ -196,10 +202,16 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(4)
         .clamp(1, 64);
+    let delay = Duration::from_millis(
+        args.next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0u64)
+            .min(100),
+    );
     if cfg!(debug_assertions) {
         println!("(debug build: figures are not representative; use --release)");
     }
-    tokio::time::timeout(DEADLINE, bench(requests, conns))
+    tokio::time::timeout(DEADLINE, bench(requests, conns, delay))
         .await
         .expect("the benchmark took longer than its deadline");
 }
