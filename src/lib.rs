@@ -22,6 +22,9 @@
 //! - [`join`] is the join API on a master and the joining client on a worker; [`etcd`] talks to
 //!   etcd; [`kube`] applies objects to the API server ([`addons`], [`network`]).
 //! - [`supervise`] spawns, reaps, probes, restarts and stops processes in dependency order.
+//! - [`apilb`] is the node-local API load balancer on 127.0.0.1 that kubelet and kube-proxy
+//!   reach the cluster's API servers through: health-checked backends, followed from the
+//!   cluster and cached on disk.
 //! - [`http`] is the one HTTP client stack (hyper): downloads, probes, the join and API
 //!   clients; it reads the system's trust store only for public https.
 //! - [`model`] is the vocabulary every module speaks (component, role, network, version, key
@@ -32,6 +35,7 @@
 //! top-level modules import each other in a cycle, and the module list below is the tree.
 
 pub mod addons;
+pub mod apilb;
 pub mod cgroup;
 pub mod cli;
 pub mod cmd;
