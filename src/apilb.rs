@@ -79,7 +79,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::fsutil::{self, FsError};
-use crate::http::ErrorChain;
 
 /// The port the balancer listens on when the config does not say (`api-lb-port`).
 pub const DEFAULT_PORT: u16 = 6444;
@@ -291,7 +290,7 @@ impl Backends {
             Some(Ok(Some(list))) => normalized(&list),
             Some(Ok(None)) | None => Vec::new(),
             Some(Err(e)) => {
-                warn!(error = %ErrorChain(&e), "ignoring the API server cache; the cluster's list will replace it");
+                warn!(error = %crate::errors::chain(&e), "ignoring the API server cache; the cluster's list will replace it");
                 Vec::new()
             }
         };
@@ -479,7 +478,7 @@ impl Table {
                 e.health = Health::Down;
                 let old = std::mem::replace(&mut e.conns, Conns::new(&root));
                 let closed = old.close();
-                Some(Transition::Down(addr, closed, ErrorChain(err).to_string()))
+                Some(Transition::Down(addr, closed, crate::errors::chain(err)))
             }
         }
     }
@@ -626,7 +625,7 @@ async fn proxy(shared: Arc<Shared>, mut client: TcpStream, peer: SocketAddr, lim
         let mut backend = match connect(addr, limit).await {
             Ok(s) => s,
             Err(e) => {
-                debug!(client = %peer, backend = %addr, error = %ErrorChain(&e), "trying the next API server");
+                debug!(client = %peer, backend = %addr, error = %crate::errors::chain(&e), "trying the next API server");
                 continue;
             }
         };
@@ -726,7 +725,7 @@ async fn control_loop(
                 let mut changes = Vec::new();
                 for (addr, result) in addrs.iter().zip(&results) {
                     if let Err(e) = result {
-                        debug!(backend = %addr, error = %ErrorChain(e), "health check failed");
+                        debug!(backend = %addr, error = %crate::errors::chain(e), "health check failed");
                     }
                     changes.extend(table.record(*addr, result, cfg.fall));
                 }
@@ -780,7 +779,7 @@ async fn persist(set: &mut Backends) {
             set.written = written;
         }
         Ok(Err(e)) => {
-            error!(error = %ErrorChain(&e), "cannot keep the API server list for the next start")
+            error!(error = %crate::errors::chain(&e), "cannot keep the API server list for the next start")
         }
         Err(e) => {
             error!(path = %path.display(), error = %e, "cannot keep the API server list for the next start")
