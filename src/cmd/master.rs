@@ -230,13 +230,7 @@ fn hooks(
 }
 
 async fn write_flannel(cfg: &Config, v2: bool) {
-    let pki = cfg.paths.pki();
-    let client = pki.etcd_healthcheck_client();
-    let tls = crate::etcd::EtcdTls {
-        ca: pki.etcd_ca().cert,
-        cert: client.cert,
-        key: client.key,
-    };
+    let tls = crate::cmd::healthcheck_tls(&cfg.paths.pki());
     let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
     // Bounded: a few attempts over about a minute, then give up loudly (the operator can
     // restart kubesup; nothing else depends on it).

@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod completions;
 pub mod config;
+pub mod etcd;
 pub mod fetch;
 pub mod install;
 pub mod manpage;
@@ -23,6 +24,20 @@ use std::io::IsTerminal;
 use crate::cli::{CommonArgs, NodeArgs};
 use crate::config::{Config, ConfigError, LogFormat, RawConfig};
 use crate::errors::{EXIT_INVALID, Exit};
+use crate::etcd::EtcdTls;
+use crate::paths::PkiPaths;
+
+/// The client certificate kubesup's own reads of a master's etcd use (`etcd members`,
+/// `status`, flannel's config): the healthcheck client, so that they never borrow the API
+/// server's identity.
+pub fn healthcheck_tls(pki: &PkiPaths) -> EtcdTls {
+    let client = pki.etcd_healthcheck_client();
+    EtcdTls {
+        ca: pki.etcd_ca().cert,
+        cert: client.cert,
+        key: client.key,
+    }
+}
 
 /// The flags every subcommand takes.
 #[derive(Debug, Clone)]

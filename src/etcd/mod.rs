@@ -71,14 +71,26 @@ fn read(path: &Path) -> Result<Vec<u8>, EtcdError> {
     })
 }
 
-pub async fn connect(endpoint: &str, tls: &EtcdTls) -> Result<Client, EtcdError> {
+/// Client options for mutual TLS with `tls`'s certificate, no timeouts set: one place that
+/// reads the PEM files, for [`connect`] and for the health probes of
+/// [`members::membership`], which set their own (shorter) bounds.
+pub fn tls_options(tls: &EtcdTls) -> Result<ConnectOptions, EtcdError> {
     let options = TlsOptions::new()
         .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
         .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?));
-    let opts = ConnectOptions::new()
-        .with_tls(options)
+    Ok(ConnectOptions::new().with_tls(options))
+}
+
+pub async fn connect(endpoint: &str, tls: &EtcdTls) -> Result<Client, EtcdError> {
+    let opts = tls_options(tls)?
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10));
+    connect_with(endpoint, opts).await
+}
+
+/// [`connect`] with the caller's options (from [`tls_options`]), for a caller that needs a
+/// shorter bound than the default 5 s/10 s, such as `kubesup status`.
+pub async fn connect_with(endpoint: &str, opts: ConnectOptions) -> Result<Client, EtcdError> {
     Client::connect([endpoint], Some(opts))
         .await
         .map_err(|source| EtcdError::Connect {
