@@ -53,6 +53,9 @@ pub enum Command {
     /// Create, list and delete join tokens (on a master).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List this cluster's etcd members, or remove one whose machine is gone (on a master).
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
     /// Show every supervised component: state, pid, uptime, restarts, readiness, memory, CPU.
     Status(StatusArgs),
     /// Generate, check and rotate the cluster's certificates.
@@ -251,6 +254,30 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// Table of the etcd members: name, ID, peer and client URLs, voter or learner, leader,
+    /// health and db size, each member asked on its own client URLs.
+    Members {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the member of a machine that is gone for good. Refused if the voters left would
+    /// not have a healthy quorum, and for this machine's own member (use `kubesup reset` there).
+    Remove {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Member name, as `kubesup etcd members` lists it (or the hex ID of an unstarted one).
+        name: String,
+        /// Remove even if the voters left would lack a healthy quorum.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -430,5 +457,29 @@ mod tests {
         assert_eq!(m.common.schedulable, Some(true));
         assert_eq!(m.common.api_port, Some(6443));
         assert_eq!(cli.log_format.as_deref(), Some("json"));
+    }
+
+    #[test]
+    fn etcd_subcommands_parse_and_remove_needs_a_name() {
+        let cli = Cli::try_parse_from(["kubesup", "etcd", "members", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Etcd(EtcdCommand::Members { json: true, .. })
+        ));
+        let cli = Cli::try_parse_from(["kubesup", "etcd", "remove", "m2", "--force"]).unwrap();
+        let Command::Etcd(EtcdCommand::Remove { name, force, .. }) = cli.command else {
+            panic!("not etcd remove")
+        };
+        assert_eq!((name.as_str(), force), ("m2", true));
+        let e = Cli::try_parse_from(["kubesup", "etcd", "remove"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("<NAME>"), "{e}");
+        let e = Cli::try_parse_from(["kubesup", "etcd", "remove", "a", "b"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = Cli::try_parse_from(["kubesup", "etcd"]).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
     }
 }

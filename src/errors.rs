@@ -829,6 +829,74 @@ mod tests {
                 "TokenCmdError::Store",
                 Box::new(cmd::token::TokenCmdError::Store(store())),
             ),
+            (
+                "EtcdCmdError::Connect",
+                Box::new(cmd::etcd::EtcdCmdError::Connect {
+                    data_dir: p("/var/lib/kubesup"),
+                    source: crate::etcd::EtcdError::Connect {
+                        endpoint: "https://127.0.0.1:2379".into(),
+                        source: etcd(),
+                    },
+                }),
+            ),
+            (
+                "EtcdCmdError::List",
+                Box::new(cmd::etcd::EtcdCmdError::List {
+                    endpoint: "https://127.0.0.1:2379".into(),
+                    source: crate::etcd::members::MembersError::Request {
+                        what: "member list",
+                        source: etcd(),
+                    },
+                }),
+            ),
+            (
+                "EtcdCmdError::LocalId",
+                Box::new(cmd::etcd::EtcdCmdError::LocalId {
+                    endpoint: "https://127.0.0.1:2379".into(),
+                    source: crate::etcd::members::MembersError::NoHeader,
+                }),
+            ),
+            (
+                "EtcdCmdError::UnknownMember",
+                Box::new(cmd::etcd::EtcdCmdError::UnknownMember {
+                    name: "m9".into(),
+                    names: vec!["m1".into(), "m2".into()],
+                }),
+            ),
+            (
+                "EtcdCmdError::LocalMember",
+                Box::new(cmd::etcd::EtcdCmdError::LocalMember {
+                    name: "m1".into(),
+                    id: 0xa1,
+                }),
+            ),
+            (
+                "EtcdCmdError::Quorum",
+                Box::new(cmd::etcd::EtcdCmdError::Quorum(
+                    crate::etcd::members::QuorumError::NoQuorum {
+                        name: "m1".into(),
+                        id: 0xa1,
+                        voters_left: 2,
+                        healthy_left: 1,
+                        needed: 2,
+                    },
+                )),
+            ),
+            (
+                "EtcdCmdError::Remove",
+                Box::new(cmd::etcd::EtcdCmdError::Remove {
+                    name: "m2".into(),
+                    id: 0xa2,
+                    source: crate::etcd::members::MembersError::Request {
+                        what: "member remove",
+                        source: etcd(),
+                    },
+                }),
+            ),
+            (
+                "EtcdCmdError::Json",
+                Box::new(cmd::etcd::EtcdCmdError::Json(json())),
+            ),
             ("WorkerError::Join", Box::new(WorkerError::Join(client()))),
             (
                 "WorkerError::Identity",

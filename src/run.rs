@@ -32,10 +32,13 @@ pub enum Error {
     Token(#[from] cmd::token::TokenCmdError),
     #[error(transparent)]
     Install(#[from] cmd::install::InstallError),
+    #[error(transparent)]
+    Etcd(#[from] cmd::etcd::EtcdCmdError),
 }
 
 crate::errors::exit_via!(
     Error: Config, Manpage, Status, Supervise, Certs, Fetch, Master, Worker, Reset, Token, Install,
+    Etcd,
 );
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Worker(a) => cmd::worker::run(a, &g)?,
         Command::Reset(a) => cmd::reset::run(a, &g)?,
         Command::Token(t) => cmd::token::run(t, &g)?,
+        Command::Etcd(e) => cmd::etcd::run(e, &g)?,
         Command::Install(c) => cmd::install::run(c, &g)?,
         Command::Uninstall(a) => cmd::install::run_uninstall(a, &g)?,
     }

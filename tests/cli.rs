@@ -21,6 +21,8 @@ fn every_subcommand_has_help() {
         vec!["token", "create"],
         vec!["token", "list"],
         vec!["token", "delete"],
+        vec!["etcd", "members"],
+        vec!["etcd", "remove"],
         vec!["status"],
         vec!["certs", "generate"],
         vec!["certs", "check"],

@@ -25,6 +25,9 @@ _kubesup() {
             kubesup,config)
                 cmd="kubesup__subcmd__config"
                 ;;
+            kubesup,etcd)
+                cmd="kubesup__subcmd__etcd"
+                ;;
             kubesup,fetch)
                 cmd="kubesup__subcmd__fetch"
                 ;;
@@ -103,6 +106,24 @@ _kubesup() {
             kubesup__subcmd__config__subcmd__help,help)
                 cmd="kubesup__subcmd__config__subcmd__help__subcmd__help"
                 ;;
+            kubesup__subcmd__etcd,help)
+                cmd="kubesup__subcmd__etcd__subcmd__help"
+                ;;
+            kubesup__subcmd__etcd,members)
+                cmd="kubesup__subcmd__etcd__subcmd__members"
+                ;;
+            kubesup__subcmd__etcd,remove)
+                cmd="kubesup__subcmd__etcd__subcmd__remove"
+                ;;
+            kubesup__subcmd__etcd__subcmd__help,help)
+                cmd="kubesup__subcmd__etcd__subcmd__help__subcmd__help"
+                ;;
+            kubesup__subcmd__etcd__subcmd__help,members)
+                cmd="kubesup__subcmd__etcd__subcmd__help__subcmd__members"
+                ;;
+            kubesup__subcmd__etcd__subcmd__help,remove)
+                cmd="kubesup__subcmd__etcd__subcmd__help__subcmd__remove"
+                ;;
             kubesup__subcmd__help,certs)
                 cmd="kubesup__subcmd__help__subcmd__certs"
                 ;;
@@ -111,6 +132,9 @@ _kubesup() {
                 ;;
             kubesup__subcmd__help,config)
                 cmd="kubesup__subcmd__help__subcmd__config"
+                ;;
+            kubesup__subcmd__help,etcd)
+                cmd="kubesup__subcmd__help__subcmd__etcd"
                 ;;
             kubesup__subcmd__help,fetch)
                 cmd="kubesup__subcmd__help__subcmd__fetch"
@@ -162,6 +186,12 @@ _kubesup() {
                 ;;
             kubesup__subcmd__help__subcmd__config,default)
                 cmd="kubesup__subcmd__help__subcmd__config__subcmd__default"
+                ;;
+            kubesup__subcmd__help__subcmd__etcd,members)
+                cmd="kubesup__subcmd__help__subcmd__etcd__subcmd__members"
+                ;;
+            kubesup__subcmd__help__subcmd__etcd,remove)
+                cmd="kubesup__subcmd__help__subcmd__etcd__subcmd__remove"
                 ;;
             kubesup__subcmd__help__subcmd__install,master)
                 cmd="kubesup__subcmd__help__subcmd__install__subcmd__master"
@@ -227,7 +257,7 @@ _kubesup() {
 
     case "${cmd}" in
         kubesup)
-            opts="-h -V --log-format --log --help --version master worker token status certs fetch install uninstall reset config completions version supervise manpage help"
+            opts="-h -V --log-format --log --help --version master worker token etcd status certs fetch install uninstall reset config completions version supervise manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,6 +792,144 @@ _kubesup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kubesup__subcmd__etcd)
+            opts="-h -V --log-format --log --help --version members remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__help)
+            opts="members remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__help__subcmd__members)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__members)
+            opts="-h -V --config --data-dir --json --log-format --log --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__etcd__subcmd__remove)
+            opts="-h -V --config --data-dir --force --log-format --log --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kubesup__subcmd__fetch)
             opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --role --with-runtime --bundle --from-bundle --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -865,7 +1033,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__help)
-            opts="master worker token status certs fetch install uninstall reset config completions version supervise manpage help"
+            opts="master worker token etcd status certs fetch install uninstall reset config completions version supervise manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -977,6 +1145,48 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__help__subcmd__config__subcmd__default)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__help__subcmd__etcd)
+            opts="members remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__help__subcmd__etcd__subcmd__members)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__help__subcmd__etcd__subcmd__remove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -185,6 +185,83 @@ esac
     ;;
 esac
 ;;
+(etcd)
+_arguments "${_arguments_options[@]}" : \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+":: :_kubesup__subcmd__etcd_commands" \
+"*::: :->etcd" \
+&& ret=0
+
+    case $state in
+    (etcd)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-etcd-command-$line[1]:"
+        case $line[1] in
+            (members)
+_arguments "${_arguments_options[@]}" : \
+'--config=[]:FILE:_files' \
+'--data-dir=[]:DIR:_files' \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'--json[Print JSON instead of a table]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+'--config=[]:FILE:_files' \
+'--data-dir=[]:DIR:_files' \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'--force[Remove even if the voters left would lack a healthy quorum]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':name -- Member name, as `kubesup etcd members` lists it (or the hex ID of an unstarted one):_default' \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+":: :_kubesup__subcmd__etcd__subcmd__help_commands" \
+"*::: :->help" \
+&& ret=0
+
+    case $state in
+    (help)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-etcd-help-command-$line[1]:"
+        case $line[1] in
+            (members)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
+        esac
+    ;;
+esac
+;;
 (status)
 _arguments "${_arguments_options[@]}" : \
 '--config=[]:FILE:_files' \
@@ -677,6 +754,30 @@ _arguments "${_arguments_options[@]}" : \
     ;;
 esac
 ;;
+(etcd)
+_arguments "${_arguments_options[@]}" : \
+":: :_kubesup__subcmd__help__subcmd__etcd_commands" \
+"*::: :->etcd" \
+&& ret=0
+
+    case $state in
+    (etcd)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-help-etcd-command-$line[1]:"
+        case $line[1] in
+            (members)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(remove)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
 (status)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -804,6 +905,7 @@ _kubesup_commands() {
 'master:Run a control-plane node\: etcd, kube-apiserver, controller-manager, scheduler (and containerd, kubelet, kube-proxy with --schedulable)' \
 'worker:Join a cluster and run containerd, kubelet, kube-proxy and flannel' \
 'token:Create, list and delete join tokens (on a master)' \
+'etcd:List this cluster'\''s etcd members, or remove one whose machine is gone (on a master)' \
 'status:Show every supervised component\: state, pid, uptime, restarts, readiness, memory, CPU' \
 'certs:Generate, check and rotate the cluster'\''s certificates' \
 'fetch:Download and verify every binary a node role needs, or make/load an air-gap bundle' \
@@ -922,6 +1024,49 @@ _kubesup__subcmd__config__subcmd__help__subcmd__help_commands() {
     local commands; commands=()
     _describe -t commands 'kubesup config help help commands' commands "$@"
 }
+(( $+functions[_kubesup__subcmd__etcd_commands] )) ||
+_kubesup__subcmd__etcd_commands() {
+    local commands; commands=(
+'members:Table of the etcd members\: name, ID, peer and client URLs, voter or learner, leader, health and db size, each member asked on its own client URLs' \
+'remove:Remove the member of a machine that is gone for good. Refused if the voters left would not have a healthy quorum, and for this machine'\''s own member (use \`kubesup reset\` there)' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'kubesup etcd commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__help_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__help_commands() {
+    local commands; commands=(
+'members:Table of the etcd members\: name, ID, peer and client URLs, voter or learner, leader, health and db size, each member asked on its own client URLs' \
+'remove:Remove the member of a machine that is gone for good. Refused if the voters left would not have a healthy quorum, and for this machine'\''s own member (use \`kubesup reset\` there)' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'kubesup etcd help commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__help__subcmd__help_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__help__subcmd__help_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup etcd help help commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__help__subcmd__members_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__help__subcmd__members_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup etcd help members commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__help__subcmd__remove_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__help__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup etcd help remove commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__members_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__members_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup etcd members commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__etcd__subcmd__remove_commands] )) ||
+_kubesup__subcmd__etcd__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup etcd remove commands' commands "$@"
+}
 (( $+functions[_kubesup__subcmd__fetch_commands] )) ||
 _kubesup__subcmd__fetch_commands() {
     local commands; commands=()
@@ -933,6 +1078,7 @@ _kubesup__subcmd__help_commands() {
 'master:Run a control-plane node\: etcd, kube-apiserver, controller-manager, scheduler (and containerd, kubelet, kube-proxy with --schedulable)' \
 'worker:Join a cluster and run containerd, kubelet, kube-proxy and flannel' \
 'token:Create, list and delete join tokens (on a master)' \
+'etcd:List this cluster'\''s etcd members, or remove one whose machine is gone (on a master)' \
 'status:Show every supervised component\: state, pid, uptime, restarts, readiness, memory, CPU' \
 'certs:Generate, check and rotate the cluster'\''s certificates' \
 'fetch:Download and verify every binary a node role needs, or make/load an air-gap bundle' \
@@ -994,6 +1140,24 @@ _kubesup__subcmd__help__subcmd__config__subcmd__check_commands() {
 _kubesup__subcmd__help__subcmd__config__subcmd__default_commands() {
     local commands; commands=()
     _describe -t commands 'kubesup help config default commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__help__subcmd__etcd_commands] )) ||
+_kubesup__subcmd__help__subcmd__etcd_commands() {
+    local commands; commands=(
+'members:Table of the etcd members\: name, ID, peer and client URLs, voter or learner, leader, health and db size, each member asked on its own client URLs' \
+'remove:Remove the member of a machine that is gone for good. Refused if the voters left would not have a healthy quorum, and for this machine'\''s own member (use \`kubesup reset\` there)' \
+    )
+    _describe -t commands 'kubesup help etcd commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__help__subcmd__etcd__subcmd__members_commands] )) ||
+_kubesup__subcmd__help__subcmd__etcd__subcmd__members_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup help etcd members commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__help__subcmd__etcd__subcmd__remove_commands] )) ||
+_kubesup__subcmd__help__subcmd__etcd__subcmd__remove_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup help etcd remove commands' commands "$@"
 }
 (( $+functions[_kubesup__subcmd__help__subcmd__fetch_commands] )) ||
 _kubesup__subcmd__help__subcmd__fetch_commands() {
