@@ -391,6 +391,70 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         );
     }
 
+    // `kubesup etcd`: the one member is a healthy voter and the leader, as etcdctl lists it,
+    // and removing it (the local member, the last voter) is refused.
+    let etcd_cmd = |args: &[&str]| {
+        let out = ns
+            .command(&kubesup_bin())
+            .arg("etcd")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = etcd_cmd(&["members", "--json"]);
+    assert!(ok.success(), "{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&stdout).expect("etcd members json");
+    assert_eq!(rows.len(), 1, "{stdout}");
+    let me = &rows[0];
+    assert!(
+        me["learner"] == false && me["leader"] == true && me["healthy"] == true,
+        "{stdout}"
+    );
+    let listed = ns.exec(&[
+        &etcdctl.to_string_lossy(),
+        "--endpoints=https://127.0.0.1:2379",
+        &format!("--cacert={}", pki.join("etcd/ca.crt").display()),
+        &format!(
+            "--cert={}",
+            pki.join("etcd/healthcheck-client.crt").display()
+        ),
+        &format!(
+            "--key={}",
+            pki.join("etcd/healthcheck-client.key").display()
+        ),
+        "member",
+        "list",
+        "-w",
+        "json",
+    ]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("etcdctl member list json");
+    let theirs = &listed["members"][0];
+    assert_eq!(
+        listed["members"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+    assert_eq!(
+        theirs["ID"].as_u64(),
+        u64::from_str_radix(me["id"].as_str().unwrap(), 16).ok()
+    );
+    assert_eq!(theirs["name"], me["name"]);
+    assert_eq!(theirs["peerURLs"], me["peer_urls"]);
+    assert_eq!(theirs["clientURLs"], me["client_urls"]);
+    let name = me["name"].as_str().unwrap();
+    let (ok, _, stderr) = etcd_cmd(&["remove", name, "--force"]);
+    assert!(
+        !ok.success() && stderr.contains("kubesup reset"),
+        "{stderr}"
+    );
+
     // SIGTERM: everything stops, in order, and nothing is left.
     let pids = ks.recorded_pids();
     ks.signal(Signal::SIGTERM);
