@@ -4,9 +4,9 @@
 # kube-apiserver and measures from the SIGSTOP until `kubesup status` shows a new PID for it,
 # ready. Prints each figure and the median per component. Not a pass/fail test.
 #
-# With the default probe settings, what bounds it: the liveness probes (3 failures of a 2 s
-# timeout, 5 s apart), then SIGTERM + SIGCONT and at most the 5 s unhealthy grace, then the
-# component's own start-up.
+# With the default probe settings, what bounds it: the liveness probes (a check every 5 s with
+# a 2 s timeout; once one fails, rechecked every 1 s until 3 in a row have failed), then
+# SIGTERM + SIGCONT and at most the 3 s unhealthy grace, then the component's own start-up.
 #
 #   integration/bench-hung.sh [ROUNDS] [BIN]     (default 3 rounds; the debug build)
 set -euo pipefail

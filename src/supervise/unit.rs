@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -25,6 +25,9 @@ pub(crate) enum UnitCmd {
     Restart,
     Replace(Box<ChildSpec>),
 }
+
+/// How soon a ready component's failed health check is repeated.
+const FAILING_RECHECK: Duration = Duration::from_secs(1);
 
 pub(crate) struct Unit {
     pub spec: ChildSpec,
@@ -231,17 +234,22 @@ impl Unit {
                 }
             };
             let mut ready = false;
+            let mut failing = false;
             loop {
-                let period = if ready {
-                    spec.period
-                } else {
-                    spec.startup_period
+                // Once ready, a failed check is confirmed quickly rather than a whole period
+                // later: a hung component is then declared broken in about one period, not
+                // `liveness_failures` periods (kubeadm's static pods take 3 x 10 s).
+                let period = match (ready, failing) {
+                    (false, _) => spec.startup_period,
+                    (true, false) => spec.period,
+                    (true, true) => spec.period.min(FAILING_RECHECK),
                 };
                 tokio::time::sleep(period).await;
                 let ok = match &prober {
                     Some(p) => p.check().await,
                     None => false,
                 };
+                failing = !ok;
                 ready |= ok;
                 if tx.send((pid, ok)).is_err() {
                     return;
