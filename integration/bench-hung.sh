@@ -19,28 +19,8 @@ if [ -z "$BIN" ]; then
   cargo build --bin kubesup -q
   BIN=$CARGO_TARGET_DIR/debug/kubesup
 fi
-NS=ks-hung-$$
-WORK=$(mktemp -d /tmp/kubesup-hung.XXXXXX)
-KP= MP=
-cleanup() {
-  [ -n "$KP" ] && kill -TERM "$KP" 2>/dev/null || true
-  for _ in $(seq 1 300); do [ -n "$KP" ] && kill -0 "$KP" 2>/dev/null || break; sleep 0.2; done
-  [ -n "$MP" ] && kill "$MP" 2>/dev/null || true
-  # Only what runs in this script's own namespace.
-  ip netns pids "$NS" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
-  sleep 1
-  ip netns del "$NS" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip netns exec "$NS" python3 integration/serve-mirror.py --daemon "$KUBESUP_TESTBED_CACHE/mirror" > "$WORK/mirror.out"
-MP=$(grep -o 'pid=[0-9]*' "$WORK/mirror.out" | cut -d= -f2)
-MIRROR=$(grep -o 'url=[^ ]*' "$WORK/mirror.out" | cut -d= -f2)
-nsenter --net=/run/netns/"$NS" -- "$BIN" master --data-dir "$WORK/data" --advertise 127.0.0.1 \
-  --node-name hung --kube-version v1.20.2 --etcd-version v3.4.23 --mirror "$MIRROR" > "$WORK/kubesup.log" 2>&1 &
-KP=$!
+. integration/netns-master.sh
+netns_master hung "$BIN"
 
 status() { "$BIN" status --data-dir "$WORK/data" --json 2>/dev/null || true; }
 # pid_ready NAME: "PID READY" of a component, from kubesup's own status.

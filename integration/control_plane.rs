@@ -196,24 +196,26 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
 
     // flannel's network config, read with etcdctl and the generated client certificate.
     let pki = data.join("pki");
-    let etcdctl = data.join(format!("bin/{KUBE_VERSION}/etcdctl"));
-    let flannel = wait_for(Duration::from_secs(30), || {
-        let out = ns.exec(&[
-            &etcdctl.to_string_lossy(),
-            "--endpoints=https://127.0.0.1:2379",
-            &format!("--cacert={}", pki.join("etcd/ca.crt").display()),
-            &format!(
+    let etcdctl_bin = data.join(format!("bin/{KUBE_VERSION}/etcdctl"));
+    let etcdctl = |args: &[&str]| {
+        let mut argv: Vec<String> = vec![
+            etcdctl_bin.to_string_lossy().into_owned(),
+            "--endpoints=https://127.0.0.1:2379".into(),
+            format!("--cacert={}", pki.join("etcd/ca.crt").display()),
+            format!(
                 "--cert={}",
                 pki.join("etcd/healthcheck-client.crt").display()
             ),
-            &format!(
+            format!(
                 "--key={}",
                 pki.join("etcd/healthcheck-client.key").display()
             ),
-            "get",
-            "/coreos.com/network/config",
-            "--print-value-only",
-        ]);
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        ns.exec(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let flannel = wait_for(Duration::from_secs(30), || {
+        let out = etcdctl(&["get", "/coreos.com/network/config", "--print-value-only"]);
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
         Some(v)
     })
@@ -417,23 +419,7 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         me["learner"] == false && me["leader"] == true && me["healthy"] == true,
         "{stdout}"
     );
-    let listed = ns.exec(&[
-        &etcdctl.to_string_lossy(),
-        "--endpoints=https://127.0.0.1:2379",
-        &format!("--cacert={}", pki.join("etcd/ca.crt").display()),
-        &format!(
-            "--cert={}",
-            pki.join("etcd/healthcheck-client.crt").display()
-        ),
-        &format!(
-            "--key={}",
-            pki.join("etcd/healthcheck-client.key").display()
-        ),
-        "member",
-        "list",
-        "-w",
-        "json",
-    ]);
+    let listed = etcdctl(&["member", "list", "-w", "json"]);
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("etcdctl member list json");
     let theirs = &listed["members"][0];
     assert_eq!(

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{DataDir, free_port, kill_group, spawn_logged, wait_for};
+use common::{DataDir, debian_etcd, free_port, kill_group, spawn_logged, wait_for};
 use etcd_client::{Client, ConnectOptions};
 use kubesup::etcd::members::{
     self, Health, JoinStep, LearnerPolicy, MembersError, Membership, Probe, QuorumError, Role,
@@ -30,23 +30,6 @@ use kubesup::etcd::members::{
 };
 use kubesup::retry::Backoff;
 use tokio::runtime::Runtime;
-
-const ETCD: &str = "/usr/bin/etcd";
-
-/// The etcd binary, or `None` (the test is skipped with a message) when it is not installed
-/// and `KUBESUP_TESTBED_REQUIRED` is unset.
-fn etcd_bin() -> Option<PathBuf> {
-    let bin = PathBuf::from(ETCD);
-    if bin.exists() {
-        return Some(bin);
-    }
-    let msg = format!("{ETCD} is not installed (run integration/setup-testbed.sh as root)");
-    if std::env::var_os("KUBESUP_TESTBED_REQUIRED").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    None
-}
 
 /// One runtime per test, driven with `block_on`: the shared `wait_for` polls synchronously, and
 /// each of its polls runs one bounded etcd request on it.
@@ -203,7 +186,7 @@ fn policy(max_stall: Duration) -> LearnerPolicy {
 
 #[test]
 fn a_learner_is_promoted_once_it_has_caught_up() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = debian_etcd() else { return };
     let rt = runtime();
     let mut a = Etcd::new(&bin, "a");
     a.start_alone();
@@ -263,7 +246,7 @@ fn a_learner_is_promoted_once_it_has_caught_up() {
 
 #[test]
 fn a_join_run_again_resumes_its_learner_and_a_second_joiner_waits() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = debian_etcd() else { return };
     let rt = runtime();
     let mut a = Etcd::new(&bin, "a");
     a.start_alone();
@@ -355,7 +338,7 @@ fn a_join_run_again_resumes_its_learner_and_a_second_joiner_waits() {
 
 #[test]
 fn a_learner_that_never_starts_is_removed_after_the_bound() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = debian_etcd() else { return };
     let rt = runtime();
     let mut a = Etcd::new(&bin, "a");
     a.start_alone();
@@ -402,7 +385,7 @@ fn a_learner_that_never_starts_is_removed_after_the_bound() {
 
 #[test]
 fn a_removal_that_would_cost_quorum_is_refused() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = debian_etcd() else { return };
     let rt = runtime();
     let mut etcds: Vec<Etcd> = ["a", "b", "c"]
         .into_iter()

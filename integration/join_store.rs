@@ -14,7 +14,9 @@
               #[test] functions, not the helpers beside them)"
 )]
 
-use std::net::{IpAddr, TcpListener};
+mod common;
+
+use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -33,29 +35,6 @@ use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-const ETCD: &str = "/usr/bin/etcd";
-
-/// The etcd binary, or `None` (the test is skipped with a message) when it is not installed
-/// and `KUBESUP_TESTBED_REQUIRED` is unset.
-fn etcd_bin() -> Option<PathBuf> {
-    let bin = PathBuf::from(ETCD);
-    if bin.exists() {
-        return Some(bin);
-    }
-    let msg = format!("{ETCD} is not installed (run integration/setup-testbed.sh as root)");
-    if std::env::var_os("KUBESUP_TESTBED_REQUIRED").is_some() {
-        panic!("{msg}");
-    }
-    eprintln!("skipping: {msg}");
-    None
-}
-
-// TODO(testkit): the shared free_port.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
-    l.local_addr().expect("its address").port()
-}
-
 /// One etcd member on 127.0.0.1, in its own process group; killed with that group on drop.
 struct Etcd {
     bin: PathBuf,
@@ -70,8 +49,8 @@ impl Etcd {
         let mut etcd = Self {
             bin,
             child: None,
-            client_port: free_port(),
-            peer_port: free_port(),
+            client_port: common::free_port(),
+            peer_port: common::free_port(),
             dir: tempfile::tempdir().expect("a temp dir"),
         };
         etcd.spawn();
@@ -162,7 +141,9 @@ impl Drop for Etcd {
 
 #[tokio::test]
 async fn claiming_a_node_name_is_one_transaction() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = common::debian_etcd() else {
+        return;
+    };
     let mut etcd = Etcd::start(bin);
     let backend = Backend::Etcd(Box::new(etcd.client().await));
 
@@ -225,7 +206,9 @@ async fn claiming_a_node_name_is_one_transaction() {
 
 #[tokio::test]
 async fn an_etcd_that_is_down_is_an_error_never_no_record() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = common::debian_etcd() else {
+        return;
+    };
     let mut etcd = Etcd::start(bin);
     let backend = Backend::Etcd(Box::new(etcd.client().await));
     assert!(backend.claim_node("w1", None, "pin-a").await.unwrap());
@@ -353,7 +336,9 @@ fn ips() -> Vec<IpAddr> {
 
 #[tokio::test]
 async fn a_join_during_an_etcd_outage_is_refused_with_503_and_records_nothing() {
-    let Some(bin) = etcd_bin() else { return };
+    let Some(bin) = common::debian_etcd() else {
+        return;
+    };
     let mut etcd = Etcd::start(bin);
     let m = master_on(&mut etcd).await;
     client::join(&m.url, &m.token, "w1", &ips(), false)

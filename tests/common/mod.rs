@@ -117,6 +117,23 @@ pub fn zombie(pid: i32) -> bool {
 
 /// A TCP port free on 127.0.0.1 a moment ago. Another process may take it before the test
 /// binds it; the tests that use it start one listener each, right away.
+/// Debian's etcd (`/usr/bin/etcd`, installed by integration/setup-testbed.sh), or `None` when it
+/// is not installed: the test then skips with a message, or fails if `KUBESUP_TESTBED_REQUIRED`
+/// is set (as in CI).
+pub fn debian_etcd() -> Option<PathBuf> {
+    const ETCD: &str = "/usr/bin/etcd";
+    let bin = PathBuf::from(ETCD);
+    if bin.exists() {
+        return Some(bin);
+    }
+    let msg = format!("{ETCD} is not installed (run integration/setup-testbed.sh as root)");
+    if std::env::var_os("KUBESUP_TESTBED_REQUIRED").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!("skipping: {msg}");
+    None
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
