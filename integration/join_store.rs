@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions};
-use kubesup::join::ClusterInfo;
 use kubesup::join::client::{self, ClientError};
 use kubesup::join::server::{self, JoinContext, STORE_UNAVAILABLE};
 use kubesup::join::store::{self, Backend};
@@ -290,18 +289,7 @@ async fn master_on(etcd: &mut Etcd) -> Master {
     store::create(&mut c, &token, Duration::from_secs(3600), None)
         .await
         .unwrap();
-    let cluster = ClusterInfo {
-        api_servers: vec![local.into()],
-        etcd_servers: vec![etcd.url()],
-        cluster_dns: "10.3.0.10".into(),
-        cluster_domain: "cluster.local".into(),
-        pod_cidr: "10.2.0.0/16".into(),
-        service_cidr: "10.3.0.0/24".into(),
-        network: "none".into(),
-        kube_version: "v1.20.2".into(),
-        etcd_version: None,
-        mirror: None,
-    };
+    let cluster = common::cluster_info(local, &etcd.url());
     let ctx = JoinContext::new(
         ca,
         cluster,

@@ -21,7 +21,7 @@ use kubesup::join::store::TokenRecord;
 use kubesup::join::store::{Backend, MemoryBackend};
 use kubesup::join::tls;
 use kubesup::join::token::{Token, ca_pin};
-use kubesup::join::{ClusterInfo, JoinRequest, JoinResponse};
+use kubesup::join::{JoinRequest, JoinResponse};
 use kubesup::model::KeyType;
 use kubesup::paths::Paths;
 use kubesup::pki::{CaKind, KubeconfigServers, Pki, PkiSpec};
@@ -88,18 +88,7 @@ async fn master_with(force: bool, flannel: bool) -> Master {
         expired.id.clone(),
         record(&expired, Some(SystemTime::now() - Duration::from_secs(1))),
     );
-    let cluster = ClusterInfo {
-        api_servers: vec!["https://127.0.0.1:6443".into()],
-        etcd_servers: vec!["https://127.0.0.1:2379".into()],
-        cluster_dns: "10.3.0.10".into(),
-        cluster_domain: "cluster.local".into(),
-        pod_cidr: "10.2.0.0/16".into(),
-        service_cidr: "10.3.0.0/24".into(),
-        network: "none".into(),
-        kube_version: "v1.20.2".into(),
-        etcd_version: None,
-        mirror: None,
-    };
+    let cluster = common::cluster_info("https://127.0.0.1:6443", "https://127.0.0.1:2379");
     let mut ctx = JoinContext::new(
         ca,
         cluster,

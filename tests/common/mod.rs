@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kubesup::join::ClusterInfo;
 use kubesup::paths::Paths;
 use kubesup::supervise::pidfile::ChildRecord;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -360,4 +361,21 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The cluster a test's join server describes: the defaults of a fresh master, with the given
+/// API server and etcd URLs.
+pub fn cluster_info(api_server: &str, etcd_server: &str) -> ClusterInfo {
+    ClusterInfo {
+        api_servers: vec![api_server.into()],
+        etcd_servers: vec![etcd_server.into()],
+        cluster_dns: "10.3.0.10".into(),
+        cluster_domain: "cluster.local".into(),
+        pod_cidr: "10.2.0.0/16".into(),
+        service_cidr: "10.3.0.0/24".into(),
+        network: "none".into(),
+        kube_version: "v1.20.2".into(),
+        etcd_version: None,
+        mirror: None,
+    }
 }
