@@ -264,6 +264,34 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
             !data.join("pki/ca.key").exists(),
             "a worker holds the CA key"
         );
+        // The node is Ready through its own API load balancer: kubelet and kube-proxy name
+        // it, kubesup listens on it (loopback only), and it kept the cluster's list.
+        for conf in ["kubelet", "kube-proxy"] {
+            let text =
+                std::fs::read_to_string(data.join(format!("kubeconfig/{conf}.conf"))).unwrap();
+            assert!(
+                text.contains("server: https://127.0.0.1:6444\n"),
+                "{name}'s {conf} kubeconfig does not name its load balancer:\n{text}"
+            );
+        }
+        let ss = lan.nodes[w[i]]
+            .command(Path::new("ss"))
+            .arg("-Hltn")
+            .output()
+            .unwrap();
+        let ss = String::from_utf8_lossy(&ss.stdout);
+        assert!(
+            ss.split_whitespace().any(|f| f == "127.0.0.1:6444"),
+            "{name}: nothing listens on 127.0.0.1:6444:\n{ss}"
+        );
+        let cache = wait_for(Duration::from_secs(30), || {
+            std::fs::read_to_string(data.join("apilb/backends.json")).ok()
+        })
+        .unwrap_or_default();
+        assert!(
+            cache.contains(&format!("{MASTER_IP}:6443")),
+            "{name}'s load balancer cache: {cache:?}"
+        );
     }
     eprintln!("both workers Ready {:?} after the join", t0.elapsed());
 
