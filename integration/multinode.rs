@@ -292,6 +292,18 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
             cache.contains(&format!("{MASTER_IP}:6443")),
             "{name}'s load balancer cache: {cache:?}"
         );
+        // The list follows the cluster: kube-proxy's credentials may read the Endpoints.
+        let fed = wait_for(Duration::from_secs(30), || {
+            let log = workers[i].log_tail(usize::MAX);
+            log.lines()
+                .any(|l| l.contains("the cluster's API servers") && l.contains(MASTER_IP))
+                .then_some(())
+        });
+        assert!(
+            fed.is_some(),
+            "{name}'s load balancer never read the cluster's list\n{}",
+            workers[i].log_tail(60)
+        );
     }
     eprintln!("both workers Ready {:?} after the join", t0.elapsed());
 

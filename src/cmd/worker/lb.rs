@@ -136,7 +136,7 @@ pub async fn follow(kube: Kube, tx: watch::Sender<Vec<SocketAddr>>) {
     let retry = Backoff::exponential(Duration::from_secs(1), PERIOD)
         .with_jitter(0.2)
         .warn_from(6);
-    let mut told_forbidden = false;
+    let (mut told_forbidden, mut following) = (false, false);
     loop {
         match retry
             .retry(
@@ -157,8 +157,10 @@ pub async fn follow(kube: Kube, tx: watch::Sender<Vec<SocketAddr>>) {
                     }
                     changed
                 });
-                if changed {
+                // The first read is logged too, unchanged or not: it says the feed works.
+                if changed || !following {
                     info!(backends = ?list, "the cluster's API servers");
+                    following = true;
                 }
             }
             Err(e) if !told_forbidden => {
