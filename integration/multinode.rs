@@ -304,6 +304,18 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
             "{name}'s load balancer never read the cluster's list\n{}",
             workers[i].log_tail(60)
         );
+        // `kubesup status` shows the balancer and its healthy backend.
+        let lb = wait_for(Duration::from_secs(30), || {
+            let st = workers[i].status()?;
+            let lb = st["api_lb"].clone();
+            (lb["backends"] == serde_json::json!([format!("{MASTER_IP}:6443")])).then_some(lb)
+        });
+        assert!(
+            lb.as_ref()
+                .is_some_and(|lb| lb["listen"] == "127.0.0.1:6444"),
+            "{name}'s status shows no healthy load balancer: {:?}",
+            workers[i].status()
+        );
     }
     eprintln!("both workers Ready {:?} after the join", t0.elapsed());
 

@@ -483,8 +483,12 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
 /// Binds the node-local API load balancer now, before the supervisor starts kubelet and
 /// kube-proxy, whose kubeconfigs name it: a connection made before the hook runs waits in the
 /// listen backlog rather than being refused. Returns the hook that serves it and feeds it the
-/// cluster's list; the daemon aborts it at shutdown, after which no proxied connection remains.
-async fn start_balancer(cfg: &Config, id: &Identity) -> Result<Hook, WorkerError> {
+/// cluster's list (the daemon aborts it at shutdown, after which no proxied connection
+/// remains), and its status for `kubesup status`.
+async fn start_balancer(
+    cfg: &Config,
+    id: &Identity,
+) -> Result<(Hook, tokio::sync::watch::Receiver<crate::apilb::LbStatus>), WorkerError> {
     let addr = lb::listen_addr(cfg.api_lb_port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -513,10 +517,8 @@ async fn start_balancer(cfg: &Config, id: &Identity) -> Result<Hook, WorkerError
         key: pki.kube_proxy().key,
     };
     let kube = Kube::new(&lb::url(cfg.api_lb_port), &creds);
-    Ok(Box::new(move |_: &Supervisor| {
+    let hook: Hook = Box::new(move |_: &Supervisor| {
         Box::pin(async move {
-            // Nobody reads the status yet; held so that it has a reader for its lifetime.
-            let _status = status_rx;
             let feed = async move {
                 match kube {
                     Ok(kube) => lb::follow(kube, list_tx).await,
@@ -533,7 +535,8 @@ async fn start_balancer(cfg: &Config, id: &Identity) -> Result<Hook, WorkerError
                 () = feed => {}
             }
         })
-    }))
+    });
+    Ok((hook, status_rx))
 }
 
 /// Joins (once) and supervises this node until told to stop. `raw` is the node's own
@@ -621,7 +624,8 @@ async fn serve(
     };
     let specs = build.plan()?.write()?;
 
-    let balancer = start_balancer(&cfg, &id).await?;
+    let (balancer, lb_status) = start_balancer(&cfg, &id).await?;
+    let daemon = daemon.with_api_lb(lb::listen_addr(cfg.api_lb_port), lb_status);
     let renewal: Hook = {
         let (paths, id) = (paths.clone(), id.clone());
         Box::new(move |sup: &Supervisor| {
