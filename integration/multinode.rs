@@ -264,6 +264,58 @@ fn workers_join_with_one_token_run_pods_across_nodes_and_survive_restarts() {
             !data.join("pki/ca.key").exists(),
             "a worker holds the CA key"
         );
+        // The node is Ready through its own API load balancer: kubelet and kube-proxy name
+        // it, kubesup listens on it (loopback only), and it kept the cluster's list.
+        for conf in ["kubelet", "kube-proxy"] {
+            let text =
+                std::fs::read_to_string(data.join(format!("kubeconfig/{conf}.conf"))).unwrap();
+            assert!(
+                text.contains("server: https://127.0.0.1:6444\n"),
+                "{name}'s {conf} kubeconfig does not name its load balancer:\n{text}"
+            );
+        }
+        let ss = lan.nodes[w[i]]
+            .command(Path::new("ss"))
+            .arg("-Hltn")
+            .output()
+            .unwrap();
+        let ss = String::from_utf8_lossy(&ss.stdout);
+        assert!(
+            ss.split_whitespace().any(|f| f == "127.0.0.1:6444"),
+            "{name}: nothing listens on 127.0.0.1:6444:\n{ss}"
+        );
+        let cache = wait_for(Duration::from_secs(30), || {
+            std::fs::read_to_string(data.join("apilb/backends.json")).ok()
+        })
+        .unwrap_or_default();
+        assert!(
+            cache.contains(&format!("{MASTER_IP}:6443")),
+            "{name}'s load balancer cache: {cache:?}"
+        );
+        // The list follows the cluster: kube-proxy's credentials may read the Endpoints.
+        let fed = wait_for(Duration::from_secs(30), || {
+            let log = workers[i].log_tail(usize::MAX);
+            log.lines()
+                .any(|l| l.contains("the cluster's API servers") && l.contains(MASTER_IP))
+                .then_some(())
+        });
+        assert!(
+            fed.is_some(),
+            "{name}'s load balancer never read the cluster's list\n{}",
+            workers[i].log_tail(60)
+        );
+        // `kubesup status` shows the balancer and its healthy backend.
+        let lb = wait_for(Duration::from_secs(30), || {
+            let st = workers[i].status()?;
+            let lb = st["api_lb"].clone();
+            (lb["backends"] == serde_json::json!([format!("{MASTER_IP}:6443")])).then_some(lb)
+        });
+        assert!(
+            lb.as_ref()
+                .is_some_and(|lb| lb["listen"] == "127.0.0.1:6444"),
+            "{name}'s status shows no healthy load balancer: {:?}",
+            workers[i].status()
+        );
     }
     eprintln!("both workers Ready {:?} after the join", t0.elapsed());
 

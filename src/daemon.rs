@@ -44,6 +44,8 @@ pub enum DaemonError {
 pub struct Daemon {
     pub paths: Paths,
     _lock: DataDirLock,
+    /// Shown by `kubesup status` when set ([`Daemon::with_api_lb`]).
+    api_lb: Option<control::ApiLbFeed>,
 }
 
 /// A task that runs beside the supervisor once it has started (e.g. applying add-ons when
@@ -83,7 +85,22 @@ impl Daemon {
         }
         let lock = DataDirLock::acquire(&paths.lock_file())?;
         pidfile::sweep(&paths.pid_file(), Duration::from_secs(10));
-        Ok(Self { paths, _lock: lock })
+        Ok(Self {
+            paths,
+            _lock: lock,
+            api_lb: None,
+        })
+    }
+
+    /// Reports the node-local API load balancer listening on `listen` in `kubesup status`,
+    /// with the healthy backends its status feed names.
+    pub fn with_api_lb(
+        mut self,
+        listen: std::net::SocketAddr,
+        status: tokio::sync::watch::Receiver<crate::apilb::LbStatus>,
+    ) -> Self {
+        self.api_lb = Some((listen, status));
+        self
     }
 
     /// Supervises `specs` until SIGTERM/SIGINT or a `stop` request, then stops everything in
@@ -106,6 +123,7 @@ impl Daemon {
             role.to_string(),
             sup.board(),
             req_tx,
+            self.api_lb.clone(),
         )
         .await?;
         let mut hook_tasks: Vec<_> = hooks.into_iter().map(|h| tokio::spawn(h(&sup))).collect();

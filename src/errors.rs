@@ -933,6 +933,13 @@ mod tests {
                 "WorkerError::Config",
                 Box::new(WorkerError::Config(config())),
             ),
+            (
+                "WorkerError::ApiLb",
+                Box::new(WorkerError::ApiLb(crate::apilb::ApiLbError::Bind {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], 6444)),
+                    source: io::Error::from_raw_os_error(libc::EADDRINUSE),
+                })),
+            ),
             ("IdentityError", Box::new(IdentityError::Parse(json()))),
             // What `kubesup` itself returns.
             (

@@ -135,6 +135,13 @@ impl Paths {
         self.root.join("addons")
     }
 
+    /// The node-local API load balancer's last list of API servers from the cluster, read at
+    /// the next start so that a node restarted while its join master is down still finds the
+    /// others.
+    pub fn apilb_backends(&self) -> PathBuf {
+        self.root.join("apilb").join("backends.json")
+    }
+
     /// Join state on a worker (the node's identity and what the master told it).
     pub fn join_dir(&self) -> PathBuf {
         self.root.join("join")

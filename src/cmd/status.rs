@@ -183,6 +183,7 @@ mod tests {
             cpu_percent: None,
             strays_reaped: 0,
             components: Vec::new(),
+            api_lb: None,
         }
     }
 
@@ -252,5 +253,37 @@ mod tests {
         })
         .unwrap();
         assert_eq!(worker, before);
+    }
+
+    #[test]
+    fn a_worker_shows_its_load_balancer_and_a_master_does_not() {
+        let r = report();
+        assert!(serde_json::to_value(&r).unwrap().get("api_lb").is_none());
+        assert!(!r.table().contains("api-lb"));
+        let addr = |s: &str| s.parse().unwrap();
+        let w = StatusReport {
+            role: "worker".into(),
+            api_lb: Some(crate::supervise::control::ApiLbReport {
+                listen: addr("127.0.0.1:6444"),
+                backends: vec![addr("10.0.0.1:6443"), addr("10.0.0.2:6443")],
+            }),
+            ..report()
+        };
+        let json = serde_json::to_value(&w).unwrap();
+        assert_eq!(json["api_lb"]["listen"], "127.0.0.1:6444");
+        assert_eq!(
+            json["api_lb"]["backends"],
+            serde_json::json!(["10.0.0.1:6443", "10.0.0.2:6443"])
+        );
+        // What an older daemon answers (no `api_lb`) still parses.
+        let old: StatusReport =
+            serde_json::from_value(serde_json::to_value(report()).unwrap()).unwrap();
+        assert_eq!(old.api_lb, None);
+        assert!(
+            w.table()
+                .ends_with("api-lb 127.0.0.1:6444  healthy 10.0.0.1:6443 10.0.0.2:6443\n"),
+            "{}",
+            w.table()
+        );
     }
 }

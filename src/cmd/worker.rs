@@ -33,6 +33,8 @@ use crate::pki::{Leaf, next_renewal_of};
 use crate::plan::{Build, BuildError, fetch_binaries, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
+mod lb;
+
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
 
@@ -78,6 +80,8 @@ pub enum WorkerError {
     Build(#[from] BuildError),
     #[error("cannot read this node's certificates")]
     Certificates(#[from] crate::pki::PkiError),
+    #[error("cannot start the node-local API load balancer")]
+    ApiLb(#[from] crate::apilb::ApiLbError),
 }
 
 crate::errors::exit_via!(WorkerError: Config, Setup);
@@ -310,7 +314,7 @@ fn node_certs(paths: &Paths) -> [(Leaf, PathBuf); 4] {
 
 /// Renews the node's certificates through the join API, authenticated by its current kubelet
 /// client certificate, and writes the new ones as a join does.
-async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
+async fn renew_once(paths: &Paths, id: &Identity, lb_port: u16) -> Result<(), WorkerError> {
     let pki = paths.pki();
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
@@ -335,13 +339,14 @@ async fn renew_once(paths: &Paths, id: &Identity) -> Result<(), WorkerError> {
         flannel,
     )
     .await?;
-    write_credentials(paths, &joined, id)
+    write_credentials(paths, &joined, id, lb_port)
 }
 
 /// A worker's side of renewal: new certificates from its master, over the join API.
 struct WorkerRenewal {
     paths: Paths,
     id: Identity,
+    lb_port: u16,
 }
 
 impl crate::renewal::Renewal for WorkerRenewal {
@@ -356,7 +361,7 @@ impl crate::renewal::Renewal for WorkerRenewal {
     }
 
     async fn renew(&mut self, _now: SystemTime) -> Result<Vec<Component>, WorkerError> {
-        renew_once(&self.paths, &self.id).await?;
+        renew_once(&self.paths, &self.id, self.lb_port).await?;
         info!(node = %self.id.node_name, "renewed the node's certificates");
         // All of the node's certificates are renewed together.
         Ok(node_certs(&self.paths)
@@ -368,13 +373,18 @@ impl crate::renewal::Renewal for WorkerRenewal {
 
 /// Renews the node's certificates in the background for as long as kubesup runs, then restarts
 /// only the components that use them.
-async fn renew_node_certificates(paths: Paths, id: Identity, sup: SupervisorHandle) {
-    let side = WorkerRenewal { paths, id };
+async fn renew_node_certificates(paths: Paths, id: Identity, lb_port: u16, sup: SupervisorHandle) {
+    let side = WorkerRenewal { paths, id, lb_port };
     crate::renewal::run("node", side, SystemTime::now, |c| sup.restart(c.name())).await;
 }
 
 /// Writes the node's credentials from the master's answer, and the identity record last.
-fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<(), WorkerError> {
+fn write_credentials(
+    paths: &Paths,
+    joined: &Joined,
+    id: &Identity,
+    lb_port: u16,
+) -> Result<(), WorkerError> {
     let pki = paths.pki();
     let r = &joined.response;
     let k = &joined.keys;
@@ -404,31 +414,50 @@ fn write_credentials(paths: &Paths, joined: &Joined, id: &Identity) -> Result<()
         write(&pair.key, key.expose(), KEY_MODE)?;
         write(&pair.cert, cert, CERT_MODE)?;
     }
-    let server = r
-        .cluster
+    // A join that names no API server leaves the balancer nothing to balance to.
+    r.cluster
         .api_servers
         .first()
         .ok_or(ClientError::NoApiServer)?;
-    for (user, name, cert, key) in [
+    write_kubeconfigs(paths, &id.node_name, &lb::url(lb_port))?;
+    let json = serde_json::to_string_pretty(id).map_err(WorkerError::SaveIdentity)?;
+    write(&identity_file(paths), &json, KEY_MODE)?;
+    Ok(())
+}
+
+/// Writes kubelet's and kube-proxy's kubeconfigs around the certificates on disk, naming
+/// `server`, where their rendering differs from the file. Run at every start too, so that a
+/// node that joined before the load balancer (its kubeconfigs naming its master) moves to it.
+fn write_kubeconfigs(paths: &Paths, node_name: &str, server: &str) -> Result<(), WorkerError> {
+    let pki = paths.pki();
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
+            reason: IdentityError::Read(e),
+            path: p,
+        })
+    };
+    let ca = read(pki.ca().cert)?;
+    for (user, name, pair) in [
         (
             KubeconfigUser::Kubelet,
-            format!("system:node:{}", id.node_name),
-            &r.kubelet_client_cert,
-            &k.kubelet_client,
+            format!("system:node:{node_name}"),
+            pki.kubelet_client(),
         ),
         (
             KubeconfigUser::KubeProxy,
             "system:kube-proxy".to_string(),
-            &r.kube_proxy_cert,
-            &k.kube_proxy,
+            pki.kube_proxy(),
         ),
     ] {
-        let text = crate::pki::render_kubeconfig(server, &r.ca, &name, cert, key)
+        let cert = read(pair.cert)?;
+        let key = crate::pki::Secret::new(read(pair.key)?);
+        let text = crate::pki::render_kubeconfig(server, &ca, &name, &cert, &key)
             .map_err(ClientError::Kubeconfig)?;
-        write(&paths.kubeconfig(user), text.expose(), KEY_MODE)?;
+        let path = paths.kubeconfig(user);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.expose()) {
+            fsutil::write_atomic(&path, text.expose().as_bytes(), KEY_MODE)?;
+        }
     }
-    let json = serde_json::to_string_pretty(id).map_err(WorkerError::SaveIdentity)?;
-    write(&identity_file(paths), &json, KEY_MODE)?;
     Ok(())
 }
 
@@ -449,6 +478,65 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
         raw.mirror = c.mirror.clone();
     }
     raw.validate()
+}
+
+/// Binds the node-local API load balancer now, before the supervisor starts kubelet and
+/// kube-proxy, whose kubeconfigs name it: a connection made before the hook runs waits in the
+/// listen backlog rather than being refused. Returns the hook that serves it and feeds it the
+/// cluster's list (the daemon aborts it at shutdown, after which no proxied connection
+/// remains), and its status for `kubesup status`.
+async fn start_balancer(
+    cfg: &Config,
+    id: &Identity,
+) -> Result<(Hook, tokio::sync::watch::Receiver<crate::apilb::LbStatus>), WorkerError> {
+    let addr = lb::listen_addr(cfg.api_lb_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| crate::apilb::ApiLbError::Bind { addr, source })?;
+    info!(listen = %addr, "API load balancer listening");
+    let cache = cfg.paths.apilb_backends();
+    // The cache is the cluster's last word, newer than the join's answer: the join's list goes
+    // in only when there is no cache, since anything on the channel overrides it.
+    let cached = matches!(crate::apilb::load_cache(&cache), Ok(Some(l)) if !l.is_empty());
+    let initial = if cached {
+        Vec::new()
+    } else {
+        lb::from_urls(&id.cluster.api_servers)
+    };
+    let lb_cfg = crate::apilb::LbConfig {
+        cache: Some(cache),
+        fallback: lb::fallback(&id.join_url, &id.cluster.api_servers).await,
+        ..Default::default()
+    };
+    let (list_tx, list_rx) = tokio::sync::watch::channel(initial);
+    let (status_tx, status_rx) = tokio::sync::watch::channel(crate::apilb::LbStatus::default());
+    let pki = cfg.paths.pki();
+    let creds = Credentials {
+        ca: pki.ca().cert,
+        cert: pki.kube_proxy().cert,
+        key: pki.kube_proxy().key,
+    };
+    let kube = Kube::new(&lb::url(cfg.api_lb_port), &creds);
+    let hook: Hook = Box::new(move |_: &Supervisor| {
+        Box::pin(async move {
+            let feed = async move {
+                match kube {
+                    Ok(kube) => lb::follow(kube, list_tx).await,
+                    Err(e) => {
+                        warn!(error = %crate::errors::chain(&e), "cannot build the API client; the load balancer keeps the join's list");
+                        // Held, so that the balancer does not log its feed as ended.
+                        let _keep = list_tx;
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = crate::apilb::serve(listener, lb_cfg, list_rx, status_tx) => {}
+                () = feed => {}
+            }
+        })
+    });
+    Ok((hook, status_rx))
 }
 
 /// Joins (once) and supervises this node until told to stop. `raw` is the node's own
@@ -506,14 +594,19 @@ async fn serve(
     // Only now, with the master's answer in hand (or an identity already on disk), is the data
     // dir created.
     let daemon = Daemon::acquire(paths.clone())?;
+    let lb_port = local.api_lb_port;
     if let Some(joined) = &joined {
-        write_credentials(&paths, joined, &id)?;
+        write_credentials(&paths, joined, &id, lb_port)?;
         info!(node = %id.node_name, "joined; credentials written");
+    } else {
+        write_kubeconfigs(&paths, &id.node_name, &lb::url(lb_port))?;
     }
     let cfg = with_cluster(raw.clone(), &id)?;
     let role = NodeRole::Worker;
     let comps = role.components(cfg.network);
-    crate::preflight::run(&cfg, &ports(&cfg, &comps), true, &ignore_preflight)?;
+    let mut listen = ports(&cfg, &comps);
+    listen.push(("api-lb-port", cfg.api_lb_port));
+    crate::preflight::run(&cfg, &listen, true, &ignore_preflight)?;
     if let Some(root) = &cfg.kubelet.cgroup_root {
         crate::cgroup::ensure(root)
             .map_err(|(path, source)| WorkerError::Cgroup { path, source })?;
@@ -531,16 +624,18 @@ async fn serve(
     };
     let specs = build.plan()?.write()?;
 
+    let (balancer, lb_status) = start_balancer(&cfg, &id).await?;
+    let daemon = daemon.with_api_lb(lb::listen_addr(cfg.api_lb_port), lb_status);
     let renewal: Hook = {
         let (paths, id) = (paths.clone(), id.clone());
         Box::new(move |sup: &Supervisor| {
             let handle = sup.handle();
-            Box::pin(async move { renew_node_certificates(paths, id, handle).await })
+            Box::pin(async move { renew_node_certificates(paths, id, lb_port, handle).await })
         })
     };
-    let hooks: Vec<Hook> = vec![renewal, {
+    let hooks: Vec<Hook> = vec![balancer, renewal, {
         let cfg = cfg.clone();
-        let server = id.cluster.api_servers.first().cloned().unwrap_or_default();
+        let server = lb::url(lb_port);
         Box::new(move |sup: &Supervisor| {
             let kubelet = sup.ready_watch(Component::Kubelet.name());
             Box::pin(async move {

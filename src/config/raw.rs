@@ -39,6 +39,8 @@ pub struct RawConfig {
     pub cluster_domain: String,
     pub api_port: i64,
     pub join_port: i64,
+    /// The node-local API load balancer's port on 127.0.0.1 (workers).
+    pub api_lb_port: i64,
     pub schedulable: bool,
     pub network: String,
     pub log_format: String,
@@ -158,6 +160,7 @@ impl Default for RawConfig {
             cluster_domain: "cluster.local".into(),
             api_port: 6443,
             join_port: 9443,
+            api_lb_port: i64::from(crate::apilb::DEFAULT_PORT),
             schedulable: false,
             network: "flannel".into(),
             log_format: "text".into(),

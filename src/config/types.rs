@@ -33,6 +33,8 @@ pub struct Config {
     pub cluster_domain: String,
     pub api_port: u16,
     pub join_port: u16,
+    /// The node-local API load balancer listens on `127.0.0.1:<api_lb_port>`.
+    pub api_lb_port: u16,
     pub schedulable: bool,
     pub network: Network,
     pub log_format: LogFormat,

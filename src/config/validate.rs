@@ -73,6 +73,7 @@ impl RawConfig {
             cluster_domain: self.cluster_domain.clone(),
             api_port: listen.api,
             join_port: listen.join,
+            api_lb_port: listen.api_lb,
             schedulable: self.schedulable,
             network: network.ok_or_else(missing)?,
             log_format: log_format.ok_or_else(missing)?,
@@ -270,23 +271,25 @@ fn cluster_domain(p: &mut Problems, domain: &str) {
     }
 }
 
-/// Every port a node listens on: the two top-level ones and the `ports` section.
+/// Every port a node listens on: the three top-level ones and the `ports` section.
 struct ListenPorts {
     api: u16,
     join: u16,
+    api_lb: u16,
     components: Ports,
 }
 
-/// `api-port`, `join-port` and `ports.*`: each a port (1-65535) and no two the same, since two
+/// `api-port`, `join-port`, `api-lb-port` and `ports.*`: each a port (1-65535) and no two the same, since two
 /// components on one port fail at runtime with an error far from its cause. Checked as one list
 /// so that every port is compared with every other.
 fn ports(p: &mut Problems, raw: &RawConfig) -> Option<ListenPorts> {
     let r = &raw.ports;
     // The order of this list is the order of the destructuring below; the array's length makes
     // the compiler hold the two to the same count.
-    let named: [(&str, i64); 13] = [
+    let named: [(&str, i64); 14] = [
         ("api-port", raw.api_port),
         ("join-port", raw.join_port),
+        ("api-lb-port", raw.api_lb_port),
         ("ports.etcd-client", r.etcd_client),
         ("ports.etcd-peer", r.etcd_peer),
         ("ports.etcd-metrics", r.etcd_metrics),
@@ -303,7 +306,7 @@ fn ports(p: &mut Problems, raw: &RawConfig) -> Option<ListenPorts> {
         ("ports.scheduler-insecure", r.scheduler_insecure),
     ];
     let before = p.0.len();
-    let mut typed = [0u16; 13];
+    let mut typed = [0u16; 14];
     let mut seen: BTreeMap<u16, &str> = BTreeMap::new();
     for ((name, value), slot) in named.into_iter().zip(&mut typed) {
         match u16::try_from(value) {
@@ -327,6 +330,7 @@ fn ports(p: &mut Problems, raw: &RawConfig) -> Option<ListenPorts> {
     let [
         api,
         join,
+        api_lb,
         etcd_client,
         etcd_peer,
         etcd_metrics,
@@ -342,6 +346,7 @@ fn ports(p: &mut Problems, raw: &RawConfig) -> Option<ListenPorts> {
     Some(ListenPorts {
         api,
         join,
+        api_lb,
         components: Ports {
             etcd_client,
             etcd_peer,
@@ -723,6 +728,7 @@ mod tests {
         assert_eq!(c.cluster_dns, "10.3.0.10".parse::<IpAddr>().unwrap());
         assert_eq!(c.api_port, 6443);
         assert_eq!(c.join_port, 9443);
+        assert_eq!(c.api_lb_port, crate::apilb::DEFAULT_PORT);
         assert_eq!(c.network, Network::Flannel);
     }
 
@@ -785,6 +791,11 @@ mod tests {
             ),
             ("api-port: 0", "api-port: 0 is not a port; use 1-65535"),
             ("join-port: 70000", "join-port: 70000 is not a port"),
+            ("api-lb-port: 65536", "api-lb-port: 65536 is not a port"),
+            (
+                "api-lb-port: 6443",
+                "api-lb-port: 6443 is already used by api-port",
+            ),
             (
                 "join-port: 6443",
                 "join-port: 6443 is already used by api-port",

@@ -4,6 +4,7 @@
 //! Requests: `status` (every child, with RSS and CPU% from sysinfo) and `stop` (what
 //! `kubesup reset` uses to stop a running kubesup before deleting its state).
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -67,7 +68,22 @@ pub struct StatusReport {
     pub cpu_percent: Option<f32>,
     pub strays_reaped: u64,
     pub components: Vec<ComponentStatus>,
+    /// A worker's node-local API load balancer; absent where none runs (and from an older
+    /// kubesup, hence the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_lb: Option<ApiLbReport>,
 }
+
+/// The node-local API load balancer as `kubesup status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiLbReport {
+    pub listen: SocketAddr,
+    /// The API servers that answered their last health check.
+    pub backends: Vec<SocketAddr>,
+}
+
+/// What the control socket reads the balancer's report from: its address and its status feed.
+pub type ApiLbFeed = (SocketAddr, watch::Receiver<crate::apilb::LbStatus>);
 
 impl StatusReport {
     pub fn all_ready(&self) -> bool {
@@ -134,6 +150,15 @@ impl StatusReport {
                 out.push_str(&format!("{}: {e}\n", c.name));
             }
         }
+        if let Some(lb) = &self.api_lb {
+            let up: Vec<String> = lb.backends.iter().map(SocketAddr::to_string).collect();
+            let up = if up.is_empty() {
+                "none".to_string()
+            } else {
+                up.join(" ")
+            };
+            out.push_str(&format!("api-lb {}  healthy {up}\n", lb.listen));
+        }
         out
     }
 }
@@ -154,6 +179,7 @@ pub async fn serve(
     role: String,
     board: Arc<StatusBoard>,
     requests: mpsc::UnboundedSender<ControlRequest>,
+    api_lb: Option<ApiLbFeed>,
 ) -> Result<tokio::task::JoinHandle<()>, ControlError> {
     // A socket left by a kubesup that was killed is stale: the data-dir lock proves nobody
     // else is serving it.
@@ -177,8 +203,14 @@ pub async fn serve(
             };
             let (board, sys, role, requests) =
                 (board.clone(), sys.clone(), role.clone(), requests.clone());
+            // A snapshot taken as the request arrives: the balancer's health as of its last
+            // check round, which is at most a second old.
+            let lb = api_lb.as_ref().map(|(listen, rx)| ApiLbReport {
+                listen: *listen,
+                backends: rx.borrow().healthy().collect(),
+            });
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, &role, &board, &sys, &requests).await {
+                if let Err(e) = answer(stream, &role, &board, &sys, &requests, lb).await {
                     debug!(error = %crate::errors::chain(&e), "control request failed");
                 }
             });
@@ -192,6 +224,7 @@ async fn answer(
     board: &StatusBoard,
     sys: &Mutex<Usage>,
     requests: &mpsc::UnboundedSender<ControlRequest>,
+    api_lb: Option<ApiLbReport>,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
@@ -200,7 +233,7 @@ async fn answer(
         .await
         .map_err(|_| std::io::Error::other("timed out"))??;
     let reply = match line.trim() {
-        "status" => serde_json::to_string(&status(role, board, sys).await)?,
+        "status" => serde_json::to_string(&status(role, board, sys, api_lb).await)?,
         "stop" => {
             let _ = requests.send(ControlRequest::Stop);
             "{\"ok\":true}".to_string()
@@ -287,7 +320,12 @@ impl Usage {
     }
 }
 
-async fn status(role: &str, board: &StatusBoard, usage: &Mutex<Usage>) -> StatusReport {
+async fn status(
+    role: &str,
+    board: &StatusBoard,
+    usage: &Mutex<Usage>,
+    api_lb: Option<ApiLbReport>,
+) -> StatusReport {
     let units = board.snapshot();
     let me = std::process::id();
     let mut pids: Vec<Pid> = units
@@ -330,6 +368,7 @@ async fn status(role: &str, board: &StatusBoard, usage: &Mutex<Usage>) -> Status
         cpu_percent: own.map(|u| u.1),
         strays_reaped: Procs::global().map(|p| p.strays_reaped()).unwrap_or(0),
         components,
+        api_lb,
     }
 }
 
