@@ -196,12 +196,12 @@ fn find<'m>(m: &'m Membership, name: &str) -> Result<&'m Member, EtcdCmdError> {
         })
 }
 
-/// `name (id)`, or `unstarted member id` for one that has no name to show yet.
+/// `name (id)`, or the member's own label (`(unstarted id)`) for one that has no name yet.
 fn describe(m: &Member) -> String {
     if m.is_started() {
-        format!("{} ({})", m.name, hex(m.id))
+        format!("{} ({})", m.label(), hex(m.id))
     } else {
-        format!("unstarted member {}", hex(m.id))
+        m.label()
     }
 }
 

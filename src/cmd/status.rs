@@ -14,6 +14,7 @@ use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError};
 use crate::errors::EXIT_CHECK;
 use crate::etcd::members::{self, Membership, Role};
+use crate::model::Component;
 use crate::supervise::control::{self, ControlError, StatusReport};
 
 /// The bound on the etcd question, connection included: status is polled (by scripts, by the
@@ -83,8 +84,20 @@ pub fn run(a: StatusArgs, g: &Globals) -> Result<ExitCode, StatusError> {
     g.init_tracing(None)?;
     let rt = crate::cmd::runtime()?;
     let report = rt.block_on(control::fetch_status(&cfg.paths.control_socket()))?;
-    // Only a master runs etcd; a worker's status never tries.
-    let etcd = (report.role == "master").then(|| rt.block_on(local_etcd(&cfg)));
+    // Only a master runs etcd; a worker's status never tries. Nor does a master's while its
+    // etcd is not ready: status is polled during bring-up, and each poll would otherwise wait
+    // out the timeout on an etcd that cannot answer yet.
+    let etcd = (report.role == "master").then(|| {
+        let ready = report
+            .components
+            .iter()
+            .any(|c| c.name == Component::Etcd.name() && c.ready);
+        if ready {
+            rt.block_on(local_etcd(&cfg))
+        } else {
+            EtcdStatus::failed("the local etcd is not ready".into())
+        }
+    });
     if a.json {
         let out = Output {
             report: &report,
