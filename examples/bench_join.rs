@@ -104,6 +104,7 @@ fn main() {
         TokenRecord {
             id: token.id.clone(),
             secret_sha256: token.secret_hash(),
+            role: kubesup::model::Role::Worker,
             description: None,
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             expires: None,

@@ -286,9 +286,15 @@ async fn master_on(etcd: &mut Etcd) -> Master {
     let ca = pki.load_ca(CaKind::Cluster).unwrap();
     let token = Token::generate(&ca_pin(ca.cert_pem()).unwrap());
     let mut c = etcd.client().await;
-    store::create(&mut c, &token, Duration::from_secs(3600), None)
-        .await
-        .unwrap();
+    store::create(
+        &mut c,
+        &token,
+        kubesup::model::Role::Worker,
+        Duration::from_secs(3600),
+        None,
+    )
+    .await
+    .unwrap();
     let cluster = common::cluster_info(local, &etcd.url());
     let ctx = JoinContext::new(
         ca,

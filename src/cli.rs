@@ -204,6 +204,25 @@ pub struct MasterArgs {
     /// and `kubesup reset` on a reinstalled machine).
     #[arg(long)]
     pub force: bool,
+    /// Join the control plane of an existing cluster through the join API of any of its
+    /// masters, e.g. https://10.0.0.1:9443, with a token from `kubesup token create --role
+    /// master`. Only read while this data dir holds no etcd data: once it does, this master
+    /// is a member, and running it again resumes or restarts that member.
+    #[arg(long, env = "KUBESUP_JOIN", value_name = "URL")]
+    pub join: Option<String>,
+    /// Control-plane join token (prefer --token-file or KUBESUP_TOKEN: flags are visible in
+    /// the process list).
+    #[arg(
+        long,
+        env = "KUBESUP_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        requires = "join"
+    )]
+    pub token: Option<String>,
+    /// File holding the control-plane join token.
+    #[arg(long, value_name = "FILE", conflicts_with = "token", requires = "join")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -235,9 +254,15 @@ pub enum TokenCommand {
     Create {
         #[command(flatten)]
         node: NodeArgs,
-        /// Lifetime; `0` means never expires and must be asked for explicitly.
-        #[arg(long, default_value = "24h", value_name = "DURATION")]
-        ttl: String,
+        /// What the token joins: `worker` nodes, or `master`s of the control plane (a master
+        /// token is handed the cluster's CA keys; create one only on a master, and only when
+        /// you are about to use it).
+        #[arg(long, value_enum, default_value_t = Role::Worker)]
+        role: Role,
+        /// Lifetime; `0` means never expires and must be asked for explicitly. Default: 24h
+        /// for a worker token, 1h for a master token.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
     },

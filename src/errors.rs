@@ -918,10 +918,10 @@ mod tests {
                 }),
             ),
             (
-                "WorkerError::Reexec",
-                Box::new(WorkerError::Reexec(io::Error::from_raw_os_error(
-                    libc::ENOENT,
-                ))),
+                "JoinTokenError::Reexec",
+                Box::new(cmd::jointoken::JoinTokenError::Reexec(
+                    io::Error::from_raw_os_error(libc::ENOENT),
+                )),
             ),
             (
                 "WorkerError::Preflight",
@@ -1005,8 +1005,9 @@ mod tests {
         );
         assert_eq!(repeated_causes(&Bad::from(json())).len(), 1);
         // And a wrapper of it, however deep, is caught too.
-        let deep =
-            crate::run::Error::Worker(cmd::worker::WorkerError::Reexec(io::Error::other(read)));
+        let deep = crate::run::Error::Worker(cmd::worker::WorkerError::Token(
+            cmd::jointoken::JoinTokenError::Reexec(io::Error::other(read)),
+        ));
         assert!(!repeated_causes(&deep).is_empty(), "{}", chain(&deep));
     }
 

@@ -90,6 +90,24 @@ impl Paths {
         self.root.join("etcd")
     }
 
+    /// Whether this master's etcd member has data: etcd writes `member/` on its first start.
+    /// This, and nothing else, says whether the master is (or was) a member of a cluster.
+    pub fn etcd_has_data(&self) -> bool {
+        self.etcd_data_dir().join("member").is_dir()
+    }
+
+    /// A joined master's record of its cluster: the join API it came through and the
+    /// settings every master shares. Written before its etcd member is added.
+    pub fn joined_cluster(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+
+    /// What this master last saw of its etcd membership: its member ID, the other members'
+    /// client URLs, and whether the cluster has more than one member.
+    pub fn etcd_member_record(&self) -> PathBuf {
+        self.root.join("etcd-member.json")
+    }
+
     pub fn kubelet_root_dir(&self) -> PathBuf {
         self.root.join("kubelet")
     }

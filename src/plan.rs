@@ -53,6 +53,8 @@ pub struct Build {
     /// master, what the join API answered on a worker.
     pub api_servers: Vec<String>,
     pub etcd_servers: Vec<String>,
+    /// A master's etcd membership (default on a worker, which runs no etcd).
+    pub etcd_cluster: components::EtcdCluster,
     pub fetched: FetchedSet,
     pub manifest: fetch::ReleaseManifest,
 }
@@ -93,6 +95,7 @@ impl Build {
             etcd_servers: self.etcd_servers.clone(),
             etcd_version: self.manifest.etcd_version.clone(),
             flannel_version: self.manifest.flannel_version.clone(),
+            etcd_cluster: self.etcd_cluster.clone(),
         };
         let bins = self.binaries()?;
         let plans = components::plan(&ctx, &bins)?;

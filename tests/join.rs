@@ -45,6 +45,7 @@ fn record(t: &Token, expires: Option<SystemTime>) -> TokenRecord {
     TokenRecord {
         id: t.id.clone(),
         secret_sha256: t.secret_hash(),
+        role: kubesup::model::Role::Worker,
         description: None,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         expires: expires.map(|e| humantime::format_rfc3339_seconds(e).to_string()),

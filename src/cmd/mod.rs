@@ -10,6 +10,7 @@ pub mod config;
 pub mod etcd;
 pub mod fetch;
 pub mod install;
+pub mod jointoken;
 pub mod manpage;
 pub mod master;
 pub mod reset;

@@ -1,4 +1,6 @@
-//! `kubesup token create|list|delete`, against the etcd of the master on this data dir.
+//! `kubesup token create|list|delete`, against the etcd of the master on this data dir. Tokens
+//! live in the cluster's etcd, so any master can make one and every master's join API accepts
+//! it; a token needs a master's etcd client key to make, so only a master can make one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use crate::config::{ConfigError, Problems};
 use crate::etcd::{self, EtcdError, EtcdTls};
 use crate::join::store::{self, StoreError};
 use crate::join::token::{self, Token, TokenError};
+use crate::model::Role;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenCmdError {
@@ -64,8 +67,16 @@ async fn token(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
         })?;
     match cmd {
         TokenCommand::Create {
-            ttl, description, ..
+            role,
+            ttl,
+            description,
+            ..
         } => {
+            // A master token carries the CA keys to whoever holds it: short-lived by default.
+            let ttl = ttl.unwrap_or_else(|| match role {
+                Role::Master => "1h".into(),
+                Role::Worker => "24h".into(),
+            });
             let ttl = match ttl.trim() {
                 "0" => Duration::ZERO,
                 t => humantime::parse_duration(t).map_err(|e| {
@@ -82,7 +93,7 @@ async fn token(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
                 .map_err(|source| TokenCmdError::ReadCa { path: ca, source })?;
             let pin = token::ca_pin(&ca_pem)?;
             let token = Token::generate(&pin);
-            let rec = store::create(&mut etcd, &token, ttl, description).await?;
+            let rec = store::create(&mut etcd, &token, role, ttl, description).await?;
             if ttl.is_zero() {
                 eprintln!(
                     "warning: this token never expires; delete it with `kubesup token delete {}` when done",
@@ -96,13 +107,14 @@ async fn token(cmd: TokenCommand, g: &Globals) -> Result<(), TokenCmdError> {
             let mut rows = store::list(&mut etcd).await?;
             rows.sort_by(|a, b| a.created.cmp(&b.created));
             println!(
-                "{:<8} {:<22} {:<22} DESCRIPTION",
-                "ID", "CREATED", "EXPIRES"
+                "{:<8} {:<7} {:<22} {:<22} DESCRIPTION",
+                "ID", "ROLE", "CREATED", "EXPIRES"
             );
             for r in rows {
                 println!(
-                    "{:<8} {:<22} {:<22} {}",
+                    "{:<8} {:<7} {:<22} {:<22} {}",
                     r.id,
+                    r.role,
                     r.created,
                     r.expires.as_deref().unwrap_or("never"),
                     r.description.as_deref().unwrap_or("")

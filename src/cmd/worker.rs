@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::cli::WorkerArgs;
+use crate::cmd::jointoken::{self, JoinTokenError, TokenSource};
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
 use crate::daemon::{Daemon, Hook, Reload};
 use crate::fsutil;
 use crate::join::ClusterInfo;
 use crate::join::client::{self, ClientError, Joined};
-use crate::join::token::Token;
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, NodeRole};
 use crate::paths::{KubeconfigUser, Paths};
@@ -70,8 +70,8 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot execute kubesup again without --token on its command line")]
-    Reexec(#[source] std::io::Error),
+    #[error(transparent)]
+    Token(#[from] JoinTokenError),
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
     #[error(transparent)]
@@ -84,7 +84,7 @@ pub enum WorkerError {
     ApiLb(#[from] crate::apilb::ApiLbError),
 }
 
-crate::errors::exit_via!(WorkerError: Config, Setup);
+crate::errors::exit_via!(WorkerError: Config, Setup, Token);
 
 /// Why this node's identity (the record of its join, and the credentials it names) is unusable.
 /// [`WorkerError::Identity`] prints it inside its own message, so each variant prints its cause.
@@ -108,60 +108,11 @@ pub fn run(a: WorkerArgs, g: &Globals) -> Result<(), WorkerError> {
     };
     g.init_tracing(Some(format))?;
     if a.token.is_some() {
-        scrub_token_from_argv()?;
+        jointoken::scrub_from_argv()?;
     }
-    let token = match (a.token, a.token_file.or(raw.join.token_file.clone())) {
-        (Some(t), _) => Some(TokenSource::Value(t)),
-        (None, Some(f)) => Some(TokenSource::File(f)),
-        (None, None) => None,
-    };
+    let token = TokenSource::pick(a.token, a.token_file.or(raw.join.token_file.clone()));
     let join = a.join.or(raw.join.url.clone());
     crate::cmd::runtime()?.block_on(serve(raw, join, token, a.ignore_preflight))
-}
-
-/// A token given as `--token T` would stay in `/proc/PID/cmdline`, which every user of the
-/// machine can read (`ps`), for as long as the worker runs, though it is needed for the first
-/// join only (k0s#413). So kubesup executes itself again, same PID, without the flag, and
-/// hands the token over in `KUBESUP_TOKEN`, which clap reads like the flag:
-/// `/proc/PID/environ` is readable by the process's own user only, and supervised components
-/// get an explicit environment, so they never inherit it. Returns only when there was nothing
-/// to scrub (the token came from the environment already).
-fn scrub_token_from_argv() -> Result<(), WorkerError> {
-    use std::os::unix::process::CommandExt;
-    let mut args = std::env::args_os();
-    let Some(argv0) = args.next() else {
-        return Ok(());
-    };
-    let (mut kept, mut token) = (Vec::new(), None);
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--token") => token = args.next(),
-            Some(a) if a.starts_with("--token=") => {
-                token = Some(a.trim_start_matches("--token=").into());
-            }
-            _ => kept.push(arg),
-        }
-    }
-    let Some(token) = token else {
-        return Ok(());
-    };
-    // A malformed token is refused here, in this process, with its one-line error.
-    if let Some(text) = token.to_str() {
-        Token::parse(text).map_err(|e| invalid("token", e.to_string()))?;
-    }
-    tracing::debug!("re-executing without --token on the command line");
-    let err = std::process::Command::new("/proc/self/exe")
-        .arg0(argv0)
-        .args(kept)
-        .env("KUBESUP_TOKEN", token)
-        .exec();
-    Err(WorkerError::Reexec(err))
-}
-
-/// Where the join token comes from (flag or environment, or a file).
-pub enum TokenSource {
-    Value(String),
-    File(PathBuf),
 }
 
 /// What a worker needs to come back after a restart, kept in `join/node.json`.
@@ -239,25 +190,6 @@ fn invalid(field: &str, message: impl Into<String>) -> WorkerError {
     let mut p = Problems::default();
     p.push(field, message);
     WorkerError::Config(ConfigError::Invalid(p))
-}
-
-fn read_token(source: TokenSource) -> Result<Token, WorkerError> {
-    let text = match source {
-        TokenSource::Value(t) => t,
-        TokenSource::File(path) => {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(&path).map_err(|e| {
-                invalid("token-file", format!("cannot read {}: {e}", path.display()))
-            })?;
-            if meta.permissions().mode() & 0o004 != 0 {
-                warn!(file = %path.display(), "the token file is world-readable; chmod 600 it");
-            }
-            std::fs::read_to_string(&path).map_err(|e| {
-                invalid("token-file", format!("cannot read {}: {e}", path.display()))
-            })?
-        }
-    };
-    Token::parse(&text).map_err(|e| invalid("token", e.to_string()))
 }
 
 /// The address this machine would use to reach `join_url`'s host: the node's address when
@@ -564,7 +496,7 @@ async fn serve(
                     "this node has not joined a cluster yet: pass --join https://MASTER:9443 and --token (or --token-file, or KUBESUP_TOKEN)",
                 ));
             };
-            let token = read_token(token)?;
+            let token = jointoken::read(token)?;
             let advertise = match local.advertise {
                 Some(a) => a,
                 None => route_source(&join_url).await?,
@@ -619,6 +551,7 @@ async fn serve(
         role,
         api_servers: id.cluster.api_servers.clone(),
         etcd_servers: id.cluster.etcd_servers.clone(),
+        etcd_cluster: Default::default(),
         fetched,
         manifest,
     };
@@ -668,6 +601,7 @@ async fn serve(
                 role: build.role,
                 api_servers: build.api_servers.clone(),
                 etcd_servers: build.etcd_servers.clone(),
+                etcd_cluster: Default::default(),
                 fetched: build.fetched.clone(),
                 manifest: build.manifest.clone(),
             }

@@ -1,5 +1,6 @@
 //! etcd: TLS on the client and peer ports, client-certificate auth on both, metrics on
-//! loopback. A single-member cluster named after the node.
+//! loopback. The first master's member starts a new one-member cluster named after the node;
+//! a joining master's starts as a member of the existing cluster ([`EtcdCluster`]).
 
 use super::{Built, NodeContext, flag, https_url, path_str};
 use crate::model::KubeVersion;
@@ -8,6 +9,18 @@ use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 /// Flannel before v0.17 reads its network config through the etcd v2 API.
 pub fn flannel_uses_etcd_v2(flannel_version: &str) -> bool {
     KubeVersion::parse(flannel_version).is_some_and(|v| !v.at_least(0, 17))
+}
+
+/// How this master's etcd member takes part in its cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdCluster {
+    /// `--initial-cluster` of a member added to an existing cluster, which then starts with
+    /// `--initial-cluster-state existing`; `None`: a new one-member cluster named after the
+    /// node. etcd reads both only on the first start of an empty data dir; kubesup decides
+    /// joined-or-not from that data dir, never from these flags.
+    pub join_initial_cluster: Option<String>,
+    /// The cluster has more than one member: etcd's default election timing.
+    pub multi_member: bool,
 }
 
 pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
@@ -30,8 +43,17 @@ pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
         flag("advertise-client-urls", client_url(adv)),
         flag("listen-peer-urls", &peer_url),
         flag("initial-advertise-peer-urls", &peer_url),
-        flag("initial-cluster", format!("{}={peer_url}", cfg.node_name)),
-        flag("initial-cluster-state", "new"),
+        match &ctx.etcd_cluster.join_initial_cluster {
+            Some(members) => flag("initial-cluster", members),
+            None => flag("initial-cluster", format!("{}={peer_url}", cfg.node_name)),
+        },
+        flag(
+            "initial-cluster-state",
+            match ctx.etcd_cluster.join_initial_cluster {
+                Some(_) => "existing",
+                None => "new",
+            },
+        ),
         flag("initial-cluster-token", "kubesup"),
         flag(
             "listen-metrics-urls",
@@ -46,15 +68,17 @@ pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
         flag("peer-client-cert-auth", true),
         flag("peer-trusted-ca-file", path_str(&ca.cert)),
         flag("snapshot-count", 10000),
+    ];
+    if !ctx.etcd_cluster.multi_member {
         // A member waits one randomized election timeout, between one and two of these, before
         // it campaigns. In a one-member cluster no leader can be lost, so that wait is only
         // downtime: with etcd's default of 1 s, a restarted etcd took 0.3 to 1.9 s to serve.
         // 500 ms is the least etcd allows with the default 100 ms heartbeat (5 heartbeats).
-        // A cluster of several members needs etcd's defaults back: there the timeout is what
-        // tells a lost leader from a slow one.
-        flag("heartbeat-interval", 100),
-        flag("election-timeout", 500),
-    ];
+        // A cluster of several members keeps etcd's defaults: there the timeout is what tells
+        // a lost leader from a slow one.
+        args.push(flag("heartbeat-interval", 100));
+        args.push(flag("election-timeout", 500));
+    }
     // etcd 3.6 removed the v2 store; 3.4 and 3.5 serve it only when asked.
     let etcd_has_v2 = KubeVersion::parse(&ctx.etcd_version).is_some_and(|v| !v.at_least(3, 6));
     if cfg.network == crate::model::Network::Flannel

@@ -38,7 +38,7 @@ use crate::retry::Backoff;
 use crate::supervise::{ChildSpec, Exec, Policy, ProbeSpec};
 
 pub use containerd::lacks_cap_sys_resource;
-pub use etcd::flannel_uses_etcd_v2;
+pub use etcd::{EtcdCluster, flannel_uses_etcd_v2};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -78,6 +78,8 @@ pub struct NodeContext<'a> {
     /// The etcd and flannel releases the manifest chose (`v3.4.23`, `v0.13.0`).
     pub etcd_version: String,
     pub flannel_version: String,
+    /// How a master's etcd member takes part in its cluster.
+    pub etcd_cluster: EtcdCluster,
 }
 
 /// A file a component reads, as it must be on disk.

@@ -36,6 +36,7 @@ fn plans(cfg: &Config, role: NodeRole) -> Vec<Plan> {
         etcd_servers: vec!["https://10.0.0.1:2379".into()],
         etcd_version: "v3.4.23".into(),
         flannel_version: "v0.13.0".into(),
+        etcd_cluster: EtcdCluster::default(),
     };
     plan(&ctx, &bins).unwrap()
 }

@@ -102,6 +102,13 @@ impl fmt::Display for Problems {
 }
 
 impl Problems {
+    /// One problem alone.
+    pub fn one(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut p = Self::default();
+        p.push(field, message);
+        p
+    }
+
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             field: field.into(),

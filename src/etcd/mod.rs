@@ -99,6 +99,20 @@ pub async fn connect_with(endpoint: &str, opts: ConnectOptions) -> Result<Client
         })
 }
 
+/// A client of several members at once (etcd-client balances over them and skips a dead
+/// one), with the same bounds as [`connect`]: a joining master's view of its cluster.
+pub async fn connect_many(endpoints: &[String], opts: ConnectOptions) -> Result<Client, EtcdError> {
+    let opts = opts
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(10));
+    Client::connect(endpoints, Some(opts))
+        .await
+        .map_err(|source| EtcdError::Connect {
+            endpoint: endpoints.join(","),
+            source,
+        })
+}
+
 /// The client endpoint on this node.
 pub fn local_endpoint(port: u16) -> String {
     format!("https://127.0.0.1:{port}")

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 
 use super::token::{Token, TokenError, ca_pin};
-use super::wire::{JoinRequest, JoinResponse};
+use super::wire::{JoinRequest, JoinResponse, MasterJoinRequest, MasterJoinResponse};
 use crate::http::{HttpError, Trust};
 use crate::pki::Secret;
 
@@ -167,14 +167,14 @@ fn node_request(
     Ok((keys, request))
 }
 
-/// Posts a node request to `path` of the join API and reads the answer.
-async fn post(
+/// Posts a request to `path` of the join API and reads the answer.
+async fn post<Q: serde::Serialize, A: serde::de::DeserializeOwned>(
     join_url: &str,
     path: &str,
     client: crate::http::Client,
     bearer: Option<&str>,
-    request: &JoinRequest,
-) -> Result<JoinResponse, ClientError> {
+    request: &Q,
+) -> Result<A, ClientError> {
     let url = format!("{}{path}", join_url.trim_end_matches('/'));
     let mut req = client.post(&url).json(request);
     if let Some(b) = bearer {
@@ -218,6 +218,36 @@ pub async fn join(
     )
     .await?;
     Ok(Joined { keys, response })
+}
+
+/// A master joining the control plane: the CA is checked against the token's pin first, then
+/// the token buys the cluster's keys over TLS verified against that CA. Returns the CA PEM
+/// (what was pinned) beside the answer.
+pub async fn join_master(
+    join_url: &str,
+    token: &Token,
+    request: &MasterJoinRequest,
+) -> Result<MasterJoinResponse, ClientError> {
+    let ca = fetch_ca(join_url, token).await?;
+    let bearer = token.expose();
+    let bearer = bearer.split_once("::").map(|(_, c)| c).unwrap_or_default();
+    let answer: MasterJoinResponse = post(
+        join_url,
+        "/v1/join-master",
+        client(Some(&ca), None)?,
+        Some(bearer),
+        request,
+    )
+    .await?;
+    // The keys must be the cluster's the pin names, not merely served beside it.
+    if answer.material.cluster_ca.cert.trim() != ca.trim() {
+        return Err(ClientError::PinMismatch {
+            url: join_url.to_string(),
+            expected: token.ca_pin.clone(),
+            got: ca_pin(&answer.material.cluster_ca.cert).unwrap_or_default(),
+        });
+    }
+    Ok(answer)
 }
 
 /// What a node that joined proves itself with: the cluster CA it trusts, and its current

@@ -7,6 +7,7 @@
 //!   and the key each joined node is known by, claimed by one compare-and-set;
 //! - [`tls`]: the join server's rustls configuration, which serves a renewed certificate
 //!   without a restart;
+//! - [`settings`]: the settings every master shares, laid over a joining master's config;
 //! - [`server`]: the join API itself, its routing, handlers and rate limit, failing closed
 //!   when the store fails;
 //! - `serve`: the master's start-up of it ([`serve_on_master`]);
@@ -19,10 +20,11 @@
 pub mod client;
 mod serve;
 pub mod server;
+pub mod settings;
 pub mod store;
 pub mod tls;
 pub mod token;
 pub mod wire;
 
 pub use serve::{StartError, serve_on_master};
-pub use wire::{ClusterInfo, JoinRequest, JoinResponse};
+pub use wire::{ClusterInfo, ClusterSettings, JoinRequest, JoinResponse};

@@ -121,6 +121,11 @@ pub async fn serve_on_master(
         cfg.pki.leaf_validity,
     );
     ctx.etcd_ca = etcd_ca;
+    // Every master answers control-plane joins: each holds the same keys and settings.
+    ctx.masters = Some(server::MasterSource {
+        pki: cfg.paths.pki(),
+        settings: super::settings::ClusterSettings::of(&cfg),
+    });
     let addr = SocketAddr::new(advertise, cfg.join_port);
     let listener = match server::bind(addr).await {
         Ok(l) => l,

@@ -12,6 +12,12 @@
 //!   key must be the one recorded for that node. Answers new certificates for new keys, so a
 //!   worker renews in the background instead of on restart.
 //!
+//! - `POST /v1/join-master` — `Authorization: Bearer <id>.<secret>` of a token created with
+//!   `--role master` (a worker token is refused with 403), a JSON body with the joining master's
+//!   name and address. Answers the cluster-wide key material (the three CAs and the
+//!   service-account key pair), the settings every master shares, and the etcd members' client
+//!   URLs. Nothing is recorded: the joiner adds itself to etcd, as a learner.
+//!
 //! Security: secrets are compared in constant time against a stored hash; failed attempts are
 //! rate-limited per source address; bodies are size- and time-limited; a node name that
 //! already joined with another key is refused unless the master runs with `--force`; every
@@ -43,8 +49,14 @@ use tracing::{info, warn};
 
 use super::store::{Backend, StoreError, TokenRecord};
 use super::token::secret_matches;
-use super::wire::{ClusterInfo, JoinRequest, JoinResponse};
-use crate::pki::{LoadedCa, NodeCertKind, NodeIdentity, PolicyError, sign_node_csr};
+use super::wire::{
+    ClusterInfo, ClusterSettings, JoinRequest, JoinResponse, MasterJoinRequest, MasterJoinResponse,
+};
+use crate::model::Role;
+use crate::paths::PkiPaths;
+use crate::pki::{
+    ClusterMaterial, LoadedCa, NodeCertKind, NodeIdentity, PolicyError, sign_node_csr,
+};
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -83,7 +95,17 @@ pub struct JoinContext {
     /// Let a node name rejoin with a new key (`kubesup master --force`).
     pub force: bool,
     pub leaf_validity: Duration,
+    /// What control-plane joins are answered with; `None` (tests, benchmarks): they are
+    /// refused.
+    pub masters: Option<MasterSource>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Where a master's cluster-wide keys are, read at each control-plane join (so a join sees the
+/// files as they are, never a copy held in memory), and the settings every master shares.
+pub struct MasterSource {
+    pub pki: PkiPaths,
+    pub settings: ClusterSettings,
 }
 
 impl JoinContext {
@@ -101,6 +123,7 @@ impl JoinContext {
             backend,
             force,
             leaf_validity,
+            masters: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -221,12 +244,13 @@ where
             ctx.ca.cert_pem().to_string(),
             "application/x-pem-file",
         ),
-        // Failed attempts at either are counted together, per source address.
-        (Method::POST, "/v1/join" | "/v1/renew") if ctx.limited(peer) => error(
+        // Failed attempts at any of them are counted together, per source address.
+        (Method::POST, "/v1/join" | "/v1/renew" | "/v1/join-master") if ctx.limited(peer) => error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed attempts; wait a minute",
         ),
         (Method::POST, "/v1/join") => join(&ctx, peer, req).await,
+        (Method::POST, "/v1/join-master") => join_master(&ctx, peer, req).await,
         (Method::POST, "/v1/renew") => {
             renew(&ctx, peer, client_cert.as_deref().map(Vec::as_slice), req).await
         }
@@ -241,34 +265,9 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // One message for every authentication failure, so nobody can probe which ids exist.
-    let unauthorized = || {
-        ctx.refuse(
-            peer,
-            StatusCode::UNAUTHORIZED,
-            "invalid, expired or revoked join token",
-        )
-    };
-    let bearer = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let Some((id, secret)) = bearer.as_deref().and_then(|b| b.split_once('.')) else {
-        return unauthorized();
-    };
-    let body = match read_body(req).await {
-        Ok(b) => b,
+    let (record, body) = match authenticate(ctx, peer, req).await {
+        Ok(r) => r,
         Err(resp) => return resp,
-    };
-    // The store's lease deletes expired tokens; the recorded expiry is a second check for
-    // tokens read just before their lease ran out.
-    let record = match ctx.backend.token(id).await {
-        Ok(Some(r)) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => r,
-        Ok(_) => return unauthorized(),
-        // Not a strike: the token may well be good.
-        Err(e) => return ctx.unavailable(peer, None, &e),
     };
     let (request, key_pin) = match parse_request(&body, "join") {
         Ok(r) => r,
@@ -285,13 +284,22 @@ where
         warn!(%peer, node = %node, token = %record.id, "refused: node name already joined with another key");
         return taken(node);
     }
-    let answer = match sign(ctx, &request) {
+    let mut answer = match sign(ctx, &request) {
         Ok(a) => a,
         Err(e) => {
             warn!(%peer, node = %node, token = %record.id, error = %crate::errors::chain(&e), "refused a CSR");
             return error(StatusCode::FORBIDDEN, &e.to_string());
         }
     };
+    // flanneld on the node gets every etcd member, so losing one master loses it nothing. A
+    // failed read keeps this master's own etcd: it answered the token a moment ago.
+    match ctx.backend.etcd_client_urls().await {
+        Ok(urls) if !urls.is_empty() => answer.cluster.etcd_servers = urls,
+        Ok(_) => {}
+        Err(e) => {
+            warn!(%peer, node = %node, error = %crate::errors::chain(&e), "cannot list the etcd members; the node gets this master's etcd only");
+        }
+    }
     // Recorded only once the certificates are signed, and only over the record read above: a
     // join that claimed the name in between wins, and this one is refused as if it had come
     // second (with --force too: a forced rejoin replaces a key it has seen, not one it has not).
@@ -310,6 +318,115 @@ where
         }
         Err(e) => ctx.unavailable(peer, Some(node), &e),
     }
+}
+
+/// Checks the bearer token of a join and reads the body: the token's record, or the answer
+/// that refuses it. One message for every authentication failure, so nobody can probe which
+/// ids exist.
+async fn authenticate<B>(
+    ctx: &JoinContext,
+    peer: IpAddr,
+    req: Request<B>,
+) -> Result<(TokenRecord, Bytes), Response<Full<Bytes>>>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let unauthorized = || {
+        ctx.refuse(
+            peer,
+            StatusCode::UNAUTHORIZED,
+            "invalid, expired or revoked join token",
+        )
+    };
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let Some((id, secret)) = bearer.as_deref().and_then(|b| b.split_once('.')) else {
+        return Err(unauthorized());
+    };
+    let body = read_body(req).await?;
+    // The store's lease deletes expired tokens; the recorded expiry is a second check for
+    // tokens read just before their lease ran out.
+    match ctx.backend.token(id).await {
+        Ok(Some(r)) if secret_matches(secret, &r.secret_sha256) && !expired(&r) => Ok((r, body)),
+        Ok(_) => Err(unauthorized()),
+        // Not a strike: the token may well be good.
+        Err(e) => Err(ctx.unavailable(peer, None, &e)),
+    }
+}
+
+/// A master joining the control plane: a master token buys the cluster-wide keys, the shared
+/// settings and the etcd members; the joiner does the rest itself (its own certificates, its
+/// etcd learner), so nothing here can be left half-done.
+async fn join_master<B>(ctx: &JoinContext, peer: IpAddr, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (record, body) = match authenticate(ctx, peer, req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    if record.role != Role::Master {
+        warn!(%peer, token = %record.id, "refused a control-plane join with a worker token");
+        // A strike: a worker token holder probing for CA keys is what the limit is for.
+        return ctx.refuse(
+            peer,
+            StatusCode::FORBIDDEN,
+            "this is a worker token, which cannot join a master; on a master, run `kubesup token create --role master`",
+        );
+    }
+    let request: MasterJoinRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(detail) => {
+            let e = ServerError::Malformed {
+                what: "master join",
+                detail,
+            };
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+    };
+    let Some(source) = &ctx.masters else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this join API does not accept control-plane joins",
+        );
+    };
+    let material = match ClusterMaterial::read(&source.pki) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(%peer, error = %crate::errors::chain(&e), "cannot read the cluster's key material for a master join");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this master cannot read its cluster keys; try another master",
+            );
+        }
+    };
+    let etcd_client_urls = match ctx.backend.etcd_client_urls().await {
+        Ok(u) => u,
+        Err(e) => return ctx.unavailable(peer, Some(&request.node_name), &e),
+    };
+    info!(
+        %peer,
+        master = %request.node_name,
+        advertise = %request.advertise,
+        token = %record.id,
+        "handed the cluster keys to a joining master"
+    );
+    let answer = MasterJoinResponse {
+        material,
+        settings: source.settings.clone(),
+        etcd_client_urls,
+    };
+    reply(
+        StatusCode::OK,
+        serde_json::to_string(&answer).unwrap_or_default(),
+        "application/json",
+    )
 }
 
 /// The refusal of a node name that joined with another key.
@@ -532,6 +649,7 @@ mod tests {
             TokenRecord {
                 id: token.id.clone(),
                 secret_sha256: token.secret_hash(),
+                role: crate::model::Role::Worker,
                 description: None,
                 created: "2024-01-01T00:00:00Z".into(),
                 expires: None,

@@ -4,7 +4,9 @@
 //!
 //! Tokens: expiry is enforced by the store itself through a lease (the key disappears when the
 //! lease ends), not by clocks on masters. Key `/kubesup/join-tokens/<id>`, value JSON
-//! `{secret_sha256, description, created, expires}`. The secret itself is never stored.
+//! `{secret_sha256, role, description, created, expires}`. The secret itself is never stored.
+//! The role is recorded here, on the cluster's side, never in the token: what a token may do
+//! is what the cluster says, so no one can turn a worker token into a master token.
 //!
 //! Nodes: key `/kubesup/nodes/<name>`, value the hex SHA-256 of the node's kubelet client
 //! public key. A name is claimed by one compare-and-set ([`Backend::claim_node`]): in etcd one
@@ -21,6 +23,7 @@ use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, PutOpti
 use serde::{Deserialize, Serialize};
 
 use super::token::Token;
+use crate::model::Role;
 
 pub const PREFIX: &str = "/kubesup/join-tokens/";
 /// Where the key each joined node is known by is recorded.
@@ -50,11 +53,19 @@ pub enum StoreError {
 pub struct TokenRecord {
     pub id: String,
     pub secret_sha256: String,
+    /// What the token may join: a worker token never joins a master and never gets a CA key.
+    /// Records made before roles existed are worker tokens.
+    #[serde(default = "worker_role")]
+    pub role: Role,
     pub description: Option<String>,
     /// RFC 3339.
     pub created: String,
     /// RFC 3339; `None` for a token created with `--ttl 0`.
     pub expires: Option<String>,
+}
+
+fn worker_role() -> Role {
+    Role::Worker
 }
 
 fn etcd(what: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
@@ -65,6 +76,7 @@ fn etcd(what: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
 pub async fn create(
     client: &mut Client,
     token: &Token,
+    role: Role,
     ttl: Duration,
     description: Option<String>,
 ) -> Result<TokenRecord, StoreError> {
@@ -72,6 +84,7 @@ pub async fn create(
     let record = TokenRecord {
         id: token.id.clone(),
         secret_sha256: token.secret_hash(),
+        role,
         description,
         created: humantime::format_rfc3339_seconds(now).to_string(),
         expires: (!ttl.is_zero()).then(|| humantime::format_rfc3339_seconds(now + ttl).to_string()),
@@ -263,6 +276,30 @@ impl Backend {
                 m.nodes.insert(name.to_string(), key_pin.to_string());
                 Ok(true)
             }
+        }
+    }
+}
+
+impl Backend {
+    /// The client URLs of every etcd member, for a joining master's first contact with etcd
+    /// and for flanneld on workers: the whole list, so that losing one member loses no client.
+    /// The memory store has no etcd: empty.
+    pub async fn etcd_client_urls(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Etcd(c) => {
+                let resp = c
+                    .as_ref()
+                    .clone()
+                    .member_list()
+                    .await
+                    .map_err(etcd("member list"))?;
+                Ok(resp
+                    .members()
+                    .iter()
+                    .flat_map(|m| m.client_urls().iter().cloned())
+                    .collect())
+            }
+            Self::Memory(_) => Ok(Vec::new()),
         }
     }
 }

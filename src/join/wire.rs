@@ -2,13 +2,20 @@
 //! `/v1/join` and `/v1/renew` alike) and what a master answers ([`JoinResponse`], with the
 //! [`ClusterInfo`] a node needs to run).
 //!
+//! A master joining the control plane sends [`MasterJoinRequest`] to `/v1/join-master` and
+//! gets [`MasterJoinResponse`]: the cluster-wide key material and [`ClusterSettings`].
+//!
 //! Owns the field names and their defaults, which masters and workers of different versions
 //! must agree on: a field added later is `#[serde(default)]`, so an older peer's message still
-//! reads. Holds no behaviour, and never a private key (a node sends CSRs, never keys).
+//! reads. Holds no behaviour. A worker's messages never hold a private key (a node sends CSRs,
+//! never keys); the one message that does is the answer to a master join, whose token only a
+//! master can make, and which travels only inside TLS verified against the pinned CA.
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::pki::ClusterMaterial;
 
 /// What a node needs to run, besides its certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,4 +56,32 @@ pub struct JoinResponse {
     #[serde(default)]
     pub flannel_etcd_cert: Option<String>,
     pub cluster: ClusterInfo,
+}
+
+/// The settings that must be the same on every master of a cluster. A joining master takes
+/// them from the cluster, never from its own flags, and keeps them in its data dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    pub kube_version: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+    pub api_service_ip: String,
+    pub cluster_dns: String,
+    pub cluster_domain: String,
+    pub network: String,
+    pub api_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MasterJoinRequest {
+    pub node_name: String,
+    pub advertise: IpAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MasterJoinResponse {
+    pub material: ClusterMaterial,
+    pub settings: ClusterSettings,
+    /// Every etcd member's client URLs, where the joiner adds itself.
+    pub etcd_client_urls: Vec<String>,
 }

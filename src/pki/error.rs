@@ -60,6 +60,12 @@ pub enum PkiError {
         not_after: String,
     },
 
+    #[error(
+        "{path} exists and differs from the cluster's: this data dir belongs to another cluster; \
+         use another --data-dir, or run `kubesup reset` on it first"
+    )]
+    ForeignMaterial { path: PathBuf },
+
     #[error("{ca} certificate {path} does not exist (run the master once to create the PKI)")]
     CaMissing { ca: &'static str, path: PathBuf },
 

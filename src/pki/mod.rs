@@ -32,6 +32,7 @@ mod error;
 mod key;
 mod kubeconfig;
 mod leaf;
+mod material;
 mod renew;
 mod store;
 
@@ -48,6 +49,7 @@ pub use error::{CertError, CorruptError, PkiError, Result, SanError};
 pub use key::Secret;
 pub use kubeconfig::{CLUSTER_NAME, KubeconfigServers, render as render_kubeconfig};
 pub use leaf::{Leaf, ReissueReason};
+pub use material::{CaMaterial, ClusterMaterial};
 pub use renew::{MIN_RENEWAL_INTERVAL, RENEW_JITTER, next_renewal_of, renewal_sleep};
 pub use store::San;
 

@@ -78,6 +78,10 @@ pub struct ChildSpec {
     pub name: String,
     pub exec: Exec,
     pub depends_on: Vec<String>,
+    /// Conditions outside the supervisor that must hold before the child first starts, besides
+    /// its dependencies being ready (a master's API server waits for its etcd member to be a
+    /// voter: a learner serves no reads). Each is waited for until it reads `true`.
+    pub gates: Vec<watch::Receiver<bool>>,
     pub probe: Option<ProbeSpec>,
     pub policy: Policy,
     /// Files the child reads its configuration from; a change restarts it on SIGHUP.
@@ -104,6 +108,7 @@ impl ChildSpec {
             name: name.into(),
             exec,
             depends_on: Vec::new(),
+            gates: Vec::new(),
             probe: None,
             policy: Policy::default(),
             config_files: Vec::new(),
@@ -222,6 +227,7 @@ impl Supervisor {
                 .depends_on
                 .iter()
                 .filter_map(|d| ready.get(d).cloned())
+                .chain(spec.gates.iter().cloned())
                 .collect();
             ready.insert(spec.name.clone(), ready_rx);
             let (exits_tx, exits_rx) = mpsc::unbounded_channel();

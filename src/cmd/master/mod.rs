@@ -9,6 +9,13 @@
 //! CNI config once it has a pod CIDR, and certificate renewal.
 //!
 //! Re-running on the same data dir reuses the PKI, the binaries and etcd's data.
+//!
+//! With `--join` (an empty data dir), the master joins the control plane of an existing
+//! cluster instead ([`join`]): the cluster's keys and settings first, then its own PKI, then
+//! its etcd member as a learner, promoted by [`membership`] before its API server starts.
+
+mod join;
+mod membership;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -48,26 +55,89 @@ pub enum MasterError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Join(Box<join::JoinError>),
+    #[error(transparent)]
+    Token(#[from] crate::cmd::jointoken::JoinTokenError),
+    #[error(
+        "this master's etcd member {id} was removed from the cluster, so its data in {} is of no \
+         use and it must not start: run `kubesup reset`, then join again with `kubesup master \
+         --join`",
+        data_dir.display()
+    )]
+    Removed {
+        id: String,
+        data_dir: std::path::PathBuf,
+    },
 }
 
-crate::errors::exit_via!(MasterError: Config, Setup);
+impl crate::errors::Exit for MasterError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(e) => e.exit_code(),
+            Self::Setup(e) => e.exit_code(),
+            Self::Join(e) => e.exit_code(),
+            Self::Token(e) => e.exit_code(),
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Self::Config(e) => e.render(),
+            Self::Setup(e) => e.render(),
+            other => format!("error: {}", crate::errors::chain(other)),
+        }
+    }
+}
 
 /// `kubesup master`: the config is validated, and the advertise address required, before
 /// anything else happens.
 pub fn run(a: MasterArgs, g: &Globals) -> Result<(), MasterError> {
-    let cfg = g.config(&a.common)?;
+    let raw = g.raw_config(&a.common)?;
+    let paths = crate::paths::Paths::new(&raw.data_dir);
+    let recorded = join::read_joined(&paths)?;
+    let start = join::decide(paths.etcd_has_data(), recorded, a.join.as_deref())?;
+    // Validated with the recorded cluster settings, when there are any: a flag that conflicts
+    // with them stops here.
+    let cfg = join::config_with(raw.clone(), start.joined())?;
     cfg.require_advertise()?;
     g.init_tracing(Some(cfg.log_format))?;
+    if a.token.is_some() {
+        crate::cmd::jointoken::scrub_from_argv()?;
+    }
+    let token = match crate::cmd::jointoken::TokenSource::pick(a.token, a.token_file) {
+        Some(source) => Some(crate::cmd::jointoken::read(source)?),
+        None => None,
+    };
     let (common, g2) = (a.common.clone(), g.clone());
-    let reload_config = Box::new(move || g2.config(&common));
-    crate::cmd::runtime()?.block_on(serve(cfg, a.ignore_preflight, a.force, reload_config))
+    let reload_config = Box::new(move || {
+        let raw = g2.raw_config(&common)?;
+        let joined = join::read_joined(&crate::paths::Paths::new(&raw.data_dir)).map_err(|e| {
+            ConfigError::Invalid(crate::config::Problems::one("data-dir", e.to_string()))
+        })?;
+        join::config_with(raw, joined.as_ref())
+    });
+    let opts = Options {
+        ignore_preflight: a.ignore_preflight,
+        force: a.force,
+        token,
+    };
+    crate::cmd::runtime()?.block_on(serve(cfg, raw, start, opts, reload_config))
+}
+
+struct Options {
+    ignore_preflight: Vec<String>,
+    force: bool,
+    token: Option<crate::join::token::Token>,
 }
 
 /// Brings the control plane up and keeps it up until told to stop.
 async fn serve(
     cfg: Config,
-    ignore_preflight: Vec<String>,
-    force: bool,
+    raw: crate::config::RawConfig,
+    start: join::Start,
+    opts: Options,
     reload_config: Box<dyn FnMut() -> Result<Config, ConfigError> + Send>,
 ) -> Result<(), MasterError> {
     let advertise = cfg.require_advertise()?;
@@ -76,11 +146,33 @@ async fn serve(
     };
     let comps = role.components(cfg.network);
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
-    // very ports preflight checks.
+    // very ports preflight checks. Nothing is written to the data dir before it is held.
     let daemon = Daemon::acquire(cfg.paths.clone())?;
     let mut needed_ports = ports(&cfg, &comps);
     needed_ports.push(("join-port", cfg.join_port));
-    crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &ignore_preflight)?;
+    crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &opts.ignore_preflight)?;
+
+    // A joining master: the cluster's keys and settings, then its config with them.
+    let cfg = match &start {
+        join::Start::Join { url, recorded } => {
+            let joined = join::fetch_cluster(
+                &cfg.paths,
+                url,
+                recorded.clone(),
+                opts.token.clone(),
+                &raw,
+                &cfg.node_name,
+                advertise,
+            )
+            .await?;
+            join::config_with(raw, Some(&joined))?
+        }
+        join::Start::Member { .. } => {
+            membership::check_not_removed(&cfg).await?;
+            cfg
+        }
+        join::Start::NewCluster => cfg,
+    };
 
     if let (true, Some(root)) = (cfg.schedulable, &cfg.kubelet.cgroup_root) {
         crate::cgroup::ensure(root)
@@ -100,27 +192,92 @@ async fn serve(
         );
     }
 
-    let build = master_build(cfg.clone(), advertise, role, fetched, manifest);
-    let specs = build.plan()?.write()?;
-    let hooks = hooks(&cfg, advertise, &build.manifest, force);
+    let record = membership::read_record(&cfg.paths);
+    let etcd_cluster = match &start {
+        join::Start::Join { .. } => {
+            let joined =
+                join::read_joined(&cfg.paths)?.ok_or_else(|| join::JoinError::Unfinished {
+                    join_url: String::new(),
+                })?;
+            let peer_url = components::https_url(advertise, cfg.ports.etcd_peer);
+            let initial = join::add_member(&cfg, &joined, &peer_url).await?;
+            components::EtcdCluster {
+                join_initial_cluster: Some(initial),
+                multi_member: true,
+            }
+        }
+        _ => components::EtcdCluster {
+            join_initial_cluster: None,
+            multi_member: record.multi_member,
+        },
+    };
+    let planned_multi = etcd_cluster.multi_member;
+
+    // The API server starts once this master's etcd member is a voter (membership::watch).
+    let (voter_tx, voter_rx) = tokio::sync::watch::channel(false);
+    let build = master_build(
+        cfg.clone(),
+        advertise,
+        role,
+        fetched,
+        manifest,
+        etcd_cluster,
+    );
+    let specs = gate_apiserver(build.plan()?.write()?, &voter_rx);
+    let mut hooks = hooks(&cfg, advertise, &build.manifest, opts.force);
+    {
+        let cfg = cfg.clone();
+        hooks.push(Box::new(move |sup: &Supervisor| {
+            let ready = sup.ready_watch(Component::Etcd.name());
+            Box::pin(async move {
+                if let Some(mut r) = ready {
+                    let _ = r.wait_for(|v| *v).await;
+                }
+                membership::watch(cfg, voter_tx, planned_multi).await;
+            })
+        }));
+    }
 
     let fetched = build.fetched.clone();
     let manifest = build.manifest.clone();
+    let joining_initial = build.etcd_cluster.join_initial_cluster.clone();
     let mut reload_config = reload_config;
     let reload: Reload = Box::new(move || {
         let cfg = reload_config()?;
         let advertise = cfg.require_advertise()?;
         Pki::new(&cfg.paths).generate(&crate::plan::pki_spec(&cfg, advertise))?;
-        Ok(
-            master_build(cfg, advertise, role, fetched.clone(), manifest.clone())
-                .plan()?
-                .write()?,
+        let etcd_cluster = components::EtcdCluster {
+            join_initial_cluster: joining_initial.clone(),
+            multi_member: membership::read_record(&cfg.paths).multi_member,
+        };
+        let specs = master_build(
+            cfg,
+            advertise,
+            role,
+            fetched.clone(),
+            manifest.clone(),
+            etcd_cluster,
         )
+        .plan()?
+        .write()?;
+        Ok(gate_apiserver(specs, &voter_rx))
     });
     daemon
         .supervise("master", specs, Some(reload), hooks)
         .await?;
     Ok(())
+}
+
+fn gate_apiserver(
+    mut specs: Vec<crate::supervise::ChildSpec>,
+    voter: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<crate::supervise::ChildSpec> {
+    for s in &mut specs {
+        if s.name == Component::KubeApiserver.name() {
+            s.gates.push(voter.clone());
+        }
+    }
+    specs
 }
 
 /// A master's components talk to its own API server and etcd.
@@ -130,10 +287,12 @@ fn master_build(
     role: NodeRole,
     fetched: FetchedSet,
     manifest: fetch::ReleaseManifest,
+    etcd_cluster: components::EtcdCluster,
 ) -> Build {
     Build {
         api_servers: vec![components::https_url(advertise, cfg.api_port)],
         etcd_servers: vec![crate::etcd::local_endpoint(cfg.ports.etcd_client)],
+        etcd_cluster,
         cfg,
         advertise,
         role,
