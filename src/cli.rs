@@ -402,6 +402,10 @@ pub struct ResetArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     pub yes: bool,
+    /// On a master of several: reset even when taking its etcd member out would leave the
+    /// others without a quorum, or when they cannot be reached.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,8 @@
 //!
 //! In order, each step bounded in time, each harmless when there is nothing to do (so running
 //! it twice is fine):
+//! 0. on a master of a cluster of several: check that its etcd member can leave (a quorum of
+//!    healthy voters stays, or `--force`), and after step 1 remove it through the others;
 //! 1. ask a running kubesup to stop through its control socket, and wait for its lock to free;
 //! 2. kill leftover children recorded in the pid file (pid, start time and executable must
 //!    all match, so a recycled PID is never touched);
@@ -66,9 +68,11 @@ pub enum ResetError {
         "{0} is not a kubesup data dir (no kubesup.lock, pki/ or bin/ in it); refusing to delete it"
     )]
     NotKubesup(PathBuf),
+    #[error(transparent)]
+    Leave(#[from] crate::cmd::master::membership::LeaveError),
 }
 
-crate::errors::exit_via!(ResetError: Config, Setup);
+crate::errors::exit_via!(ResetError: Config, Setup, Leave);
 
 /// `kubesup reset [--yes]`: shows the plan and asks, unless told not to.
 pub fn run(a: ResetArgs, g: &Globals) -> Result<(), ResetError> {
@@ -78,7 +82,11 @@ pub fn run(a: ResetArgs, g: &Globals) -> Result<(), ResetError> {
         println!("nothing changed");
         return Ok(());
     }
-    crate::cmd::runtime()?.block_on(reset(&paths))?;
+    crate::cmd::runtime()?.block_on(async {
+        // Checked while the master still runs, so a refusal changes nothing.
+        let leaving = crate::cmd::master::membership::prepare_leave(&paths, a.force).await?;
+        reset_then(&paths, leaving).await
+    })?;
     println!("reset {}", paths.data_dir().display());
     Ok(())
 }
@@ -150,6 +158,15 @@ fn is_kubesup_dir(paths: &Paths) -> bool {
 }
 
 pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
+    reset_then(paths, None).await
+}
+
+/// [`reset`], with a master's etcd member taken out of its cluster once the master is stopped
+/// and before its data is deleted (a failed removal deletes nothing).
+async fn reset_then(
+    paths: &Paths,
+    leaving: Option<crate::cmd::master::membership::Leaving>,
+) -> Result<(), ResetError> {
     let dir = paths.data_dir();
     if dir.exists() && !is_kubesup_dir(paths) {
         return Err(ResetError::NotKubesup(dir.to_path_buf()));
@@ -180,6 +197,10 @@ pub async fn reset(paths: &Paths) -> Result<(), ResetError> {
     let swept = pidfile::sweep(&paths.pid_file(), Duration::from_secs(10));
     if swept > 0 {
         info!(count = swept, "killed leftover components");
+    }
+    // The member leaves the cluster through the others, now that its own etcd is stopped.
+    if let Some(l) = leaving {
+        l.remove().await?;
     }
     // 3. The pods.
     let killed = stop_pods(paths).await;

@@ -29,9 +29,9 @@ use crate::etcd::members::{self, JoinStep, LearnerPolicy, MembersError, Membersh
 use crate::join::ClusterSettings;
 use crate::join::client::{self, ClientError};
 use crate::join::token::Token;
-use crate::join::wire::MasterJoinRequest;
+use crate::join::wire::{MasterJoinRequest, MasterJoinResponse};
 use crate::paths::Paths;
-use crate::pki::{ClusterMaterial, PkiError};
+use crate::pki::PkiError;
 
 /// `cluster.json`: what a joined master knows of the cluster it joined.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,20 +197,16 @@ pub(super) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Joi
     })
 }
 
-/// Step 2: the cluster's keys and settings, from the join API once, from the record after.
-pub async fn fetch_cluster(
-    paths: &Paths,
+/// Step 2a, before anything is written: asks the join API for the cluster's keys and settings
+/// with a master token, and checks the settings against this master's own layers. A refused
+/// token or a conflicting flag leaves the data dir as it was.
+pub async fn ask(
     url: &str,
-    recorded: Option<JoinedCluster>,
     token: Option<Token>,
     raw: &RawConfig,
     node_name: &str,
     advertise: IpAddr,
-) -> Result<JoinedCluster, JoinError> {
-    if let Some(r) = recorded {
-        info!(join = %r.join_url, "resuming the control-plane join recorded in this data dir");
-        return Ok(r);
-    }
+) -> Result<MasterJoinResponse, JoinError> {
     let token = token.ok_or(JoinError::NoToken)?;
     let request = MasterJoinRequest {
         node_name: node_name.to_string(),
@@ -222,33 +218,26 @@ pub async fn fetch_cluster(
             url: url.to_string(),
             source,
         })?;
-    // A flag that conflicts with the cluster's settings is refused before anything is written.
     answer.settings.apply(&mut raw.clone())?;
-    install(
-        paths,
-        url,
-        answer.material,
-        answer.settings,
-        answer.etcd_client_urls,
-    )
+    Ok(answer)
 }
 
-/// The keys first, then the record: a record on disk means the keys are there too.
-fn install(
+/// Step 2b, under the data-dir lock: the keys first, then the record, so a record on disk
+/// means the keys are there too.
+pub fn install(
     paths: &Paths,
     url: &str,
-    material: ClusterMaterial,
-    settings: ClusterSettings,
-    etcd_client_urls: Vec<String>,
+    answer: MasterJoinResponse,
 ) -> Result<JoinedCluster, JoinError> {
-    let fresh = material
+    let fresh = answer
+        .material
         .install(&paths.pki())
         .map_err(JoinError::Material)?;
     info!(fresh, "installed the cluster's CAs and service-account key");
     let joined = JoinedCluster {
         join_url: url.to_string(),
-        settings,
-        etcd_client_urls,
+        settings: answer.settings,
+        etcd_client_urls: answer.etcd_client_urls,
     };
     write_json(&paths.joined_cluster(), &joined)?;
     Ok(joined)

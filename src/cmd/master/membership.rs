@@ -200,6 +200,108 @@ pub async fn check_not_removed(cfg: &Config) -> Result<(), MasterError> {
     })
 }
 
+/// Why `kubesup reset` of a master will not take its member out of the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaveError {
+    #[error("{0}; `kubesup reset --force` resets this master anyway")]
+    Quorum(members::QuorumError),
+    #[error(
+        "cannot reach this cluster's etcd to take this master's member out of it; start the \
+         master (or its peers) first, or `kubesup reset --force` to reset without leaving"
+    )]
+    Unreachable(#[source] MembersError),
+    #[error("cannot remove this master's etcd member {}", members::hex(*id))]
+    Remove {
+        id: u64,
+        #[source]
+        source: MembersError,
+    },
+}
+
+impl crate::errors::Exit for LeaveError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            // Refused before anything changed: the operator decides (`--force`).
+            Self::Quorum(_) => crate::errors::EXIT_INVALID,
+            _ => crate::errors::EXIT_FAILURE,
+        }
+    }
+}
+
+/// A master about to be reset, and its member with it.
+pub struct Leaving {
+    client: etcd_client::Client,
+    id: u64,
+}
+
+/// Before `kubesup reset` of a master that is one member of several: the member this data dir
+/// holds, and a client of the other members to remove it through once the master is stopped.
+/// Refused when removing it would leave no quorum of healthy voters, unless `force`.
+/// `Ok(None)`: there is nothing to leave (no etcd data, or a one-member cluster, or removed
+/// already).
+pub async fn prepare_leave(paths: &Paths, force: bool) -> Result<Option<Leaving>, LeaveError> {
+    let record = read_record(paths);
+    let Some(id) = record
+        .member_id
+        .as_deref()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+    else {
+        return Ok(None);
+    };
+    if record.peers.is_empty() {
+        return Ok(None);
+    }
+    let tls = crate::cmd::healthcheck_tls(&paths.pki());
+    let options = crate::etcd::tls_options(&tls).map_err(|e| {
+        LeaveError::Unreachable(MembersError::Request {
+            what: "read the etcd client certificate",
+            source: etcd_client::Error::InvalidArgs(crate::errors::chain(&e)),
+        })
+    })?;
+    let probe = members::Probe::new(options.clone(), Duration::from_secs(3));
+    let mut client = crate::etcd::connect_many(&record.peers, options)
+        .await
+        .map_err(|e| {
+            LeaveError::Unreachable(MembersError::Request {
+                what: "connect",
+                source: etcd_client::Error::InvalidArgs(crate::errors::chain(&e)),
+            })
+        })?;
+    let m = match members::membership(&mut client, &probe).await {
+        Ok(m) => m,
+        Err(e) if force => {
+            warn!(error = %crate::errors::chain(&e), "cannot reach the other etcd members; resetting without leaving the cluster (--force)");
+            return Ok(None);
+        }
+        Err(e) => return Err(LeaveError::Unreachable(e)),
+    };
+    if m.get(id).is_none() {
+        info!(id = %members::hex(id), "this master's etcd member was removed already");
+        return Ok(None);
+    }
+    if let Err(e) = members::check_removal(&m, &m.healthy_ids(), id) {
+        if !force {
+            return Err(LeaveError::Quorum(e));
+        }
+        warn!(check = %e, "leaving the etcd cluster against the quorum check (--force)");
+    }
+    Ok(Some(Leaving { client, id }))
+}
+
+impl Leaving {
+    /// Removes the member through the other members (this master is stopped by now).
+    pub async fn remove(mut self) -> Result<(), LeaveError> {
+        members::remove(&mut self.client, self.id)
+            .await
+            .map_err(|source| LeaveError::Remove {
+                id: self.id,
+                source,
+            })?;
+        info!(id = %members::hex(self.id), "this master's etcd member left the cluster");
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 //! its etcd member as a learner, promoted by [`membership`] before its API server starts.
 
 mod join;
-mod membership;
+pub mod membership;
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -145,6 +145,15 @@ async fn serve(
         schedulable: cfg.schedulable,
     };
     let comps = role.components(cfg.network);
+    // A new join asks the join API before anything touches the data dir: a refused token, or a
+    // flag that conflicts with the cluster's settings, leaves nothing behind.
+    let answer = match &start {
+        join::Start::Join {
+            url,
+            recorded: None,
+        } => Some(join::ask(url, opts.token.clone(), &raw, &cfg.node_name, advertise).await?),
+        _ => None,
+    };
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
     // very ports preflight checks. Nothing is written to the data dir before it is held.
     let daemon = Daemon::acquire(cfg.paths.clone())?;
@@ -155,16 +164,14 @@ async fn serve(
     // A joining master: the cluster's keys and settings, then its config with them.
     let cfg = match &start {
         join::Start::Join { url, recorded } => {
-            let joined = join::fetch_cluster(
-                &cfg.paths,
-                url,
-                recorded.clone(),
-                opts.token.clone(),
-                &raw,
-                &cfg.node_name,
-                advertise,
-            )
-            .await?;
+            let joined = match (answer, recorded) {
+                (Some(answer), _) => join::install(&cfg.paths, url, answer)?,
+                (None, Some(r)) => {
+                    info!(join = %r.join_url, "resuming the control-plane join recorded in this data dir");
+                    r.clone()
+                }
+                (None, None) => return Err(join::JoinError::NoToken.into()),
+            };
             join::config_with(raw, Some(&joined))?
         }
         join::Start::Member { .. } => {
