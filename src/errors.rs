@@ -773,6 +773,65 @@ mod tests {
                 Box::new(cmd::master::MasterError::Build(build())),
             ),
             (
+                "MasterError::Join(Write)",
+                Box::new(cmd::master::MasterError::Join(Box::new(
+                    cmd::master::join::JoinError::Write {
+                        path: p("/var/lib/kubesup/cluster.json"),
+                        source: fs(),
+                    },
+                ))),
+            ),
+            (
+                "MasterError::Removed",
+                Box::new(cmd::master::MasterError::Removed {
+                    id: "8e9e05c52164694d".into(),
+                    data_dir: p("/var/lib/kubesup"),
+                }),
+            ),
+            (
+                "JoinError::Material",
+                Box::new(cmd::master::join::JoinError::Material(
+                    PkiError::ForeignMaterial {
+                        path: p("/var/lib/kubesup/pki/ca.crt"),
+                    },
+                )),
+            ),
+            (
+                "JoinError::Api",
+                Box::new(cmd::master::join::JoinError::Api {
+                    url: "https://10.0.0.1:9443".into(),
+                    source: crate::join::client::ClientError::Refused {
+                        status: 403,
+                        message: "this is a worker token".into(),
+                    },
+                }),
+            ),
+            (
+                "JoinError::Record",
+                Box::new(cmd::master::join::JoinError::Record {
+                    path: p("/var/lib/kubesup/cluster.json"),
+                    reason: json().to_string(),
+                }),
+            ),
+            (
+                "LeaveError::Quorum",
+                Box::new(cmd::master::membership::LeaveError::Quorum(
+                    crate::etcd::members::QuorumError::LastVoter {
+                        name: "m1".into(),
+                        id: 1,
+                    },
+                )),
+            ),
+            (
+                "LeaveError::Unreachable",
+                Box::new(cmd::master::membership::LeaveError::Unreachable(
+                    crate::etcd::members::MembersError::Request {
+                        what: "member list",
+                        source: etcd_client::Error::InvalidArgs("no endpoint".into()),
+                    },
+                )),
+            ),
+            (
                 "ResetError::Remove",
                 Box::new(cmd::reset::ResetError::Remove {
                     path: p("/var/lib/kubesup/pki"),

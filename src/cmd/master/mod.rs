@@ -14,7 +14,7 @@
 //! cluster instead ([`join`]): the cluster's keys and settings first, then its own PKI, then
 //! its etcd member as a learner, promoted by [`membership`] before its API server starts.
 
-mod join;
+pub mod join;
 pub mod membership;
 
 use std::net::IpAddr;
