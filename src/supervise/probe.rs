@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::http::Trust;
+use crate::http::{HttpError, Trust};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -106,28 +107,54 @@ impl Prober {
         })
     }
 
-    pub async fn check(&self) -> bool {
+    pub async fn check(&self) -> Verdict {
+        let answered = |ok: bool| if ok { Verdict::Ok } else { Verdict::Failed };
         match self {
-            Self::Tcp(addr, t) => matches!(
-                tokio::time::timeout(*t, tokio::net::TcpStream::connect(addr)).await,
-                Ok(Ok(_))
-            ),
-            Self::Unix(path, t) => matches!(
-                tokio::time::timeout(*t, tokio::net::UnixStream::connect(path)).await,
-                Ok(Ok(_))
-            ),
+            Self::Tcp(addr, t) => match tokio::time::timeout(*t, TcpStream::connect(addr)).await {
+                Ok(r) => answered(r.is_ok()),
+                Err(_) => Verdict::NoAnswer,
+            },
+            Self::Unix(path, t) => {
+                match tokio::time::timeout(*t, tokio::net::UnixStream::connect(path)).await {
+                    Ok(r) => answered(r.is_ok()),
+                    Err(_) => Verdict::NoAnswer,
+                }
+            }
             Self::Http(client, url) => match client.get(url).send().await {
-                Ok(resp) if resp.status().is_success() => true,
+                Ok(resp) if resp.status().is_success() => Verdict::Ok,
                 Ok(resp) => {
                     debug!(url, status = %resp.status(), "probe answered not ok");
-                    false
+                    Verdict::Failed
                 }
                 Err(e) => {
                     debug!(url, error = %crate::errors::chain(&e), "probe failed");
-                    false
+                    match e {
+                        HttpError::Timeout { .. } | HttpError::ConnectTimeout { .. } => {
+                            Verdict::NoAnswer
+                        }
+                        _ => Verdict::Failed,
+                    }
                 }
             },
         }
+    }
+}
+
+/// What one health check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    /// The component answered, or refused the connection: it runs, or is gone.
+    Failed,
+    /// Nothing came back within the timeout: the component is hung (SIGSTOPped, deadlocked,
+    /// its machine frozen) or badly overloaded. The check has already waited its whole
+    /// timeout, so the next one may follow at once.
+    NoAnswer,
+}
+
+impl Verdict {
+    pub fn ok(self) -> bool {
+        self == Self::Ok
     }
 }
 

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use super::logs::{self, RotatingFile, SharedLog};
 use super::pidfile::{ChildRecord, PidFile};
-use super::probe::Prober;
+use super::probe::{Prober, Verdict};
 use super::process::{self, Procs};
 use super::state::{self, Action, Event, Phase, UnitState};
 use super::{ChildSpec, StatusBoard, UnitStatus};
@@ -234,22 +234,26 @@ impl Unit {
                 }
             };
             let mut ready = false;
-            let mut failing = false;
+            let mut last = Verdict::Ok;
             loop {
                 // Once ready, a failed check is confirmed quickly rather than a whole period
                 // later: a hung component is then declared broken in about one period, not
-                // `liveness_failures` periods (kubeadm's static pods take 3 x 10 s).
-                let period = match (ready, failing) {
+                // `liveness_failures` periods (kubeadm's static pods take 3 x 10 s). A check
+                // that got no answer at all has already waited out its timeout, so the next
+                // one follows at once: a SIGSTOPped API server is found in about
+                // `period + liveness_failures x timeout`.
+                let period = match (ready, last) {
                     (false, _) => spec.startup_period,
-                    (true, false) => spec.period,
-                    (true, true) => spec.period.min(FAILING_RECHECK),
+                    (true, Verdict::Ok) => spec.period,
+                    (true, Verdict::Failed) => spec.period.min(FAILING_RECHECK),
+                    (true, Verdict::NoAnswer) => Duration::ZERO,
                 };
                 tokio::time::sleep(period).await;
-                let ok = match &prober {
+                last = match &prober {
                     Some(p) => p.check().await,
-                    None => false,
+                    None => Verdict::Failed,
                 };
-                failing = !ok;
+                let ok = last.ok();
                 ready |= ok;
                 if tx.send((pid, ok)).is_err() {
                     return;
