@@ -251,7 +251,6 @@ pub fn components_to_restart(report: &Report) -> Vec<Component> {
 
 /// The PKI a master with this config needs.
 pub fn pki_spec(cfg: &Config, advertise: IpAddr) -> PkiSpec {
-    let url = |ip: IpAddr| components::https_url(ip, cfg.api_port);
     let hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -267,11 +266,26 @@ pub fn pki_spec(cfg: &Config, advertise: IpAddr) -> PkiSpec {
         key_type: cfg.pki.key_type,
         ca_validity: cfg.pki.ca_validity,
         leaf_validity: cfg.pki.leaf_validity,
-        kubeconfig_servers: KubeconfigServers::standard(
-            &url(advertise),
-            &url(IpAddr::from([127, 0, 0, 1])),
-        ),
+        kubeconfig_servers: master_kubeconfig_servers(cfg, advertise),
     }
+}
+
+/// Where a master's kubeconfigs point. A schedulable master's kubelet and kube-proxy go through
+/// the node-local API load balancer, as a worker's do, so that its node stays Ready while its
+/// own API server restarts or hangs; controller-manager and scheduler stay on the local API
+/// server (they follow their leader election, not one server).
+fn master_kubeconfig_servers(cfg: &Config, advertise: IpAddr) -> KubeconfigServers {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let mut servers = KubeconfigServers::standard(
+        &components::https_url(advertise, cfg.api_port),
+        &components::https_url(loopback, cfg.api_port),
+    );
+    if cfg.schedulable {
+        let lb = components::https_url(loopback, cfg.api_lb_port);
+        servers.kubelet.clone_from(&lb);
+        servers.kube_proxy = lb;
+    }
+    servers
 }
 
 #[cfg(test)]

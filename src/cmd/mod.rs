@@ -13,6 +13,7 @@ pub mod install;
 pub mod jointoken;
 pub mod manpage;
 pub mod master;
+pub mod nodelb;
 pub mod reset;
 pub mod status;
 pub mod supervise;

@@ -33,7 +33,7 @@ use crate::pki::{Leaf, next_renewal_of};
 use crate::plan::{Build, BuildError, fetch_binaries, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
-mod lb;
+use crate::cmd::nodelb as lb;
 
 const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
@@ -245,8 +245,14 @@ fn node_certs(paths: &Paths) -> [(Leaf, PathBuf); 4] {
 }
 
 /// Renews the node's certificates through the join API, authenticated by its current kubelet
-/// client certificate, and writes the new ones as a join does.
-async fn renew_once(paths: &Paths, id: &Identity, lb_port: u16) -> Result<(), WorkerError> {
+/// client certificate, and writes the new ones as a join does. The join master is asked first,
+/// then `other_masters` in turn: the first answer wins, and the last failure is returned.
+async fn renew_once(
+    paths: &Paths,
+    id: &Identity,
+    lb_port: u16,
+    other_masters: &[String],
+) -> Result<(), WorkerError> {
     let pki = paths.pki();
     let read = |p: PathBuf| {
         std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
@@ -263,15 +269,14 @@ async fn renew_once(paths: &Paths, id: &Identity, lb_port: u16) -> Result<(), Wo
         key: &key,
     };
     let flannel = pki.flannel_etcd_client().cert.exists();
-    let joined = client::renew(
-        &id.join_url,
-        &creds,
-        &id.node_name,
-        &[id.advertise],
-        flannel,
-    )
-    .await?;
-    write_credentials(paths, &joined, id, lb_port)
+    let sans = [id.advertise];
+    let mut result = client::renew(&id.join_url, &creds, &id.node_name, &sans, flannel).await;
+    for url in other_masters {
+        let Err(e) = &result else { break };
+        warn!(error = %crate::errors::chain(e), next = %url, "cannot renew through the join master; trying another");
+        result = client::renew(url, &creds, &id.node_name, &sans, flannel).await;
+    }
+    write_credentials(paths, &result?, id, lb_port)
 }
 
 /// A worker's side of renewal: new certificates from its master, over the join API.
@@ -279,6 +284,9 @@ struct WorkerRenewal {
     paths: Paths,
     id: Identity,
     lb_port: u16,
+    /// The balancer's view: which masters answer, to renew through when the join master does
+    /// not.
+    lb_status: tokio::sync::watch::Receiver<crate::apilb::LbStatus>,
 }
 
 impl crate::renewal::Renewal for WorkerRenewal {
@@ -293,7 +301,8 @@ impl crate::renewal::Renewal for WorkerRenewal {
     }
 
     async fn renew(&mut self, _now: SystemTime) -> Result<Vec<Component>, WorkerError> {
-        renew_once(&self.paths, &self.id, self.lb_port).await?;
+        let others = lb::other_join_apis(&self.id.join_url, self.lb_status.borrow().healthy());
+        renew_once(&self.paths, &self.id, self.lb_port, &others).await?;
         info!(node = %self.id.node_name, "renewed the node's certificates");
         // All of the node's certificates are renewed together.
         Ok(node_certs(&self.paths)
@@ -305,8 +314,7 @@ impl crate::renewal::Renewal for WorkerRenewal {
 
 /// Renews the node's certificates in the background for as long as kubesup runs, then restarts
 /// only the components that use them.
-async fn renew_node_certificates(paths: Paths, id: Identity, lb_port: u16, sup: SupervisorHandle) {
-    let side = WorkerRenewal { paths, id, lb_port };
+async fn renew_node_certificates(side: WorkerRenewal, sup: SupervisorHandle) {
     crate::renewal::run("node", side, SystemTime::now, |c| sup.restart(c.name())).await;
 }
 
@@ -412,65 +420,6 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
     raw.validate()
 }
 
-/// Binds the node-local API load balancer now, before the supervisor starts kubelet and
-/// kube-proxy, whose kubeconfigs name it: a connection made before the hook runs waits in the
-/// listen backlog rather than being refused. Returns the hook that serves it and feeds it the
-/// cluster's list (the daemon aborts it at shutdown, after which no proxied connection
-/// remains), and its status for `kubesup status`.
-async fn start_balancer(
-    cfg: &Config,
-    id: &Identity,
-) -> Result<(Hook, tokio::sync::watch::Receiver<crate::apilb::LbStatus>), WorkerError> {
-    let addr = lb::listen_addr(cfg.api_lb_port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| crate::apilb::ApiLbError::Bind { addr, source })?;
-    info!(listen = %addr, "API load balancer listening");
-    let cache = cfg.paths.apilb_backends();
-    // The cache is the cluster's last word, newer than the join's answer: the join's list goes
-    // in only when there is no cache, since anything on the channel overrides it.
-    let cached = matches!(crate::apilb::load_cache(&cache), Ok(Some(l)) if !l.is_empty());
-    let initial = if cached {
-        Vec::new()
-    } else {
-        lb::from_urls(&id.cluster.api_servers)
-    };
-    let lb_cfg = crate::apilb::LbConfig {
-        cache: Some(cache),
-        fallback: lb::fallback(&id.join_url, &id.cluster.api_servers).await,
-        ..Default::default()
-    };
-    let (list_tx, list_rx) = tokio::sync::watch::channel(initial);
-    let (status_tx, status_rx) = tokio::sync::watch::channel(crate::apilb::LbStatus::default());
-    let pki = cfg.paths.pki();
-    let creds = Credentials {
-        ca: pki.ca().cert,
-        cert: pki.kube_proxy().cert,
-        key: pki.kube_proxy().key,
-    };
-    let kube = Kube::new(&lb::url(cfg.api_lb_port), &creds);
-    let hook: Hook = Box::new(move |_: &Supervisor| {
-        Box::pin(async move {
-            let feed = async move {
-                match kube {
-                    Ok(kube) => lb::follow(kube, list_tx).await,
-                    Err(e) => {
-                        warn!(error = %crate::errors::chain(&e), "cannot build the API client; the load balancer keeps the join's list");
-                        // Held, so that the balancer does not log its feed as ended.
-                        let _keep = list_tx;
-                        std::future::pending::<()>().await;
-                    }
-                }
-            };
-            tokio::select! {
-                _ = crate::apilb::serve(listener, lb_cfg, list_rx, status_tx) => {}
-                () = feed => {}
-            }
-        })
-    });
-    Ok((hook, status_rx))
-}
-
 /// Joins (once) and supervises this node until told to stop. `raw` is the node's own
 /// configuration (file, environment, flags).
 async fn serve(
@@ -557,13 +506,19 @@ async fn serve(
     };
     let specs = build.plan()?.write()?;
 
-    let (balancer, lb_status) = start_balancer(&cfg, &id).await?;
-    let daemon = daemon.with_api_lb(lb::listen_addr(cfg.api_lb_port), lb_status);
+    let fallback = lb::fallback(&id.join_url, &id.cluster.api_servers).await;
+    let (balancer, lb_status) = lb::start(&cfg, &id.cluster.api_servers, fallback).await?;
+    let daemon = daemon.with_api_lb(lb::listen_addr(cfg.api_lb_port), lb_status.clone());
     let renewal: Hook = {
-        let (paths, id) = (paths.clone(), id.clone());
+        let side = WorkerRenewal {
+            paths: paths.clone(),
+            id: id.clone(),
+            lb_port,
+            lb_status,
+        };
         Box::new(move |sup: &Supervisor| {
             let handle = sup.handle();
-            Box::pin(async move { renew_node_certificates(paths, id, lb_port, handle).await })
+            Box::pin(async move { renew_node_certificates(side, handle).await })
         })
     };
     let hooks: Vec<Hook> = vec![balancer, renewal, {

@@ -59,6 +59,8 @@ pub enum MasterError {
     Join(Box<join::JoinError>),
     #[error(transparent)]
     Token(#[from] crate::cmd::jointoken::JoinTokenError),
+    #[error(transparent)]
+    ApiLb(#[from] crate::apilb::ApiLbError),
     #[error(
         "this master's etcd member {id} was removed from the cluster, so its data in {} is of no \
          use and it must not start: run `kubesup reset`, then join again with `kubesup master \
@@ -159,6 +161,9 @@ async fn serve(
     let daemon = Daemon::acquire(cfg.paths.clone())?;
     let mut needed_ports = ports(&cfg, &comps);
     needed_ports.push(("join-port", cfg.join_port));
+    if cfg.schedulable {
+        needed_ports.push(("api-lb-port", cfg.api_lb_port));
+    }
     crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &opts.ignore_preflight)?;
 
     // A joining master: the cluster's keys and settings, then its config with them.
@@ -244,6 +249,19 @@ async fn serve(
             })
         }));
     }
+
+    // A schedulable master's kubelet and kube-proxy reach every API server through the
+    // node-local balancer, as a worker's do; its own API server is where the list starts and
+    // the last resort.
+    let daemon = if cfg.schedulable {
+        let own = components::https_url(advertise, cfg.api_port);
+        let fallback = std::net::SocketAddr::new(advertise, cfg.api_port);
+        let (balancer, status) = crate::cmd::nodelb::start(&cfg, &[own], Some(fallback)).await?;
+        hooks.push(balancer);
+        daemon.with_api_lb(crate::cmd::nodelb::listen_addr(cfg.api_lb_port), status)
+    } else {
+        daemon
+    };
 
     let fetched = build.fetched.clone();
     let manifest = build.manifest.clone();

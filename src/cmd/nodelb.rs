@@ -1,10 +1,12 @@
-//! A worker's node-local API load balancer ([`crate::apilb`]): where its backends come from and
-//! how the list follows the cluster.
+//! A node's local API load balancer ([`crate::apilb`]), as workers and schedulable masters run
+//! it: where its backends come from and how the list follows the cluster.
 //!
-//! Owns: the balancer's listen address on this node, the initial list (the cache on disk, else
-//! the API servers the join answered), the fallback (the join URL's host on the API port), and
-//! the feed that reads the cluster's list every [`PERIOD`] from the `default/kubernetes`
-//! Endpoints, through the balancer itself.
+//! Owns: the balancer's listen address on this node, its start ([`start`]: bound before the
+//! supervisor starts kubelet and kube-proxy), the initial list (the cache on disk, else the
+//! API servers the node was told of), the fallback (a worker's join host, a master's own API
+//! server), the feed that reads the cluster's list every [`PERIOD`] from the
+//! `default/kubernetes` Endpoints, through the balancer itself, and the join APIs a worker may
+//! renew through ([`other_join_apis`]).
 //!
 //! Why the feed reads with kube-proxy's credentials, as a list: the default RBAC binds
 //! `system:kube-proxy` to `system:node-proxier`, which may list and watch endpoints on every
@@ -20,8 +22,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::kube::{Kube, KubeError};
+use crate::apilb::{ApiLbError, LbConfig, LbStatus};
+use crate::config::Config;
+use crate::daemon::Hook;
+use crate::kube::{Credentials, Kube, KubeError};
 use crate::retry::Backoff;
+use crate::supervise::Supervisor;
 
 /// How often the cluster's list is read. Masters join and leave rarely, and a dead one is
 /// found by the balancer's own health checks in seconds: the list only has to catch up.
@@ -173,6 +179,97 @@ pub async fn follow(kube: Kube, tx: watch::Sender<Vec<SocketAddr>>) {
     }
 }
 
+/// Binds the balancer now, before the supervisor starts kubelet and kube-proxy, whose
+/// kubeconfigs name it: a connection made before the hook runs waits in the listen backlog
+/// rather than being refused. `api_servers` is the list the node was told of (the join's
+/// answer, or a master's own API server), used only when there is no cache; `fallback` the last
+/// resort. Returns the hook that serves the balancer and feeds it the cluster's list (the daemon
+/// aborts it at shutdown, after which no proxied connection remains), and its status for
+/// `kubesup status`.
+pub async fn start(
+    cfg: &Config,
+    api_servers: &[String],
+    fallback: Option<SocketAddr>,
+) -> Result<(Hook, watch::Receiver<LbStatus>), ApiLbError> {
+    let addr = listen_addr(cfg.api_lb_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiLbError::Bind { addr, source })?;
+    info!(listen = %addr, "API load balancer listening");
+    let cache = cfg.paths.apilb_backends();
+    // The cache is the cluster's last word, newer than what the node was told at its join: that
+    // list goes in only when there is no cache, since anything on the channel overrides it.
+    let cached = matches!(crate::apilb::load_cache(&cache), Ok(Some(l)) if !l.is_empty());
+    let initial = if cached {
+        Vec::new()
+    } else {
+        from_urls(api_servers)
+    };
+    let lb_cfg = LbConfig {
+        cache: Some(cache),
+        fallback,
+        ..Default::default()
+    };
+    let (list_tx, list_rx) = watch::channel(initial);
+    let (status_tx, status_rx) = watch::channel(LbStatus::default());
+    let pki = cfg.paths.pki();
+    let creds = Credentials {
+        ca: pki.ca().cert,
+        cert: pki.kube_proxy().cert,
+        key: pki.kube_proxy().key,
+    };
+    let kube = Kube::new(&url(cfg.api_lb_port), &creds);
+    let hook: Hook = Box::new(move |_: &Supervisor| {
+        Box::pin(async move {
+            let feed = async move {
+                match kube {
+                    Ok(kube) => follow(kube, list_tx).await,
+                    Err(e) => {
+                        tracing::warn!(error = %crate::errors::chain(&e), "cannot build the API client; the load balancer keeps the list it has");
+                        // Held, so that the balancer does not log its feed as ended.
+                        let _keep = list_tx;
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = crate::apilb::serve(listener, lb_cfg, list_rx, status_tx) => {}
+                () = feed => {}
+            }
+        })
+    });
+    Ok((hook, status_rx))
+}
+
+/// The join APIs a worker may renew its certificates through when the one it joined through
+/// does not answer: every other master the balancer last found healthy, on the join URL's port
+/// (every master serves the join API, from one token store, on the cluster's join port). A
+/// worker whose join master is gone for good still renews.
+pub fn other_join_apis(
+    join_url: &str,
+    healthy: impl IntoIterator<Item = SocketAddr>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(port) = join_url
+        .parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| crate::http::port_or_known_default(&u))
+    else {
+        return out;
+    };
+    let joined_host = socket_addr(join_url).map(|a| a.ip());
+    for backend in healthy {
+        if Some(backend.ip()) == joined_host {
+            continue;
+        }
+        let url = crate::components::https_url(backend.ip(), port);
+        if url != join_url && !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +332,20 @@ mod tests {
         );
         assert!(from_endpoints(&json!({"items": []})).is_empty());
         assert!(from_endpoints(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn renewal_falls_back_to_every_other_healthy_master() {
+        let healthy = [a("10.0.0.2:6443"), a("10.0.0.1:6443"), a("[fd00::3]:6443")];
+        assert_eq!(
+            other_join_apis("https://10.0.0.1:9443", healthy),
+            ["https://10.0.0.2:9443", "https://[fd00::3]:9443"]
+        );
+        // A join through a name (or a VIP): every healthy master is another way in.
+        assert_eq!(
+            other_join_apis("https://masters.example:9443", [a("10.0.0.2:6443")]),
+            ["https://10.0.0.2:9443"]
+        );
+        assert!(other_join_apis("https://10.0.0.1:9443", []).is_empty());
     }
 }
