@@ -564,6 +564,32 @@ pub enum MembersError {
     NotAMember { name: String, peer_url: String },
 }
 
+impl MembersError {
+    /// Whether the cluster could not be asked now (a member restarting, a leader election, a
+    /// connection not yet made) rather than answered no: the caller may ask again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Request { source, .. } => transient(source),
+            _ => false,
+        }
+    }
+}
+
+/// gRPC's status codes for "not now" (grpc/doc/statuscodes.md): UNAVAILABLE, DEADLINE_EXCEEDED.
+const GRPC_UNAVAILABLE: i32 = 14;
+const GRPC_DEADLINE_EXCEEDED: i32 = 4;
+
+fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let code = i32::from(status.code());
+            code == GRPC_UNAVAILABLE || code == GRPC_DEADLINE_EXCEEDED
+        }
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
 /// etcd's refusals that a caller acts on, told apart by their messages (etcd's gRPC errors
 /// carry no code finer than FailedPrecondition; the texts are rpctypes' and stable since 3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,6 +32,7 @@ use crate::join::token::Token;
 use crate::join::wire::{MasterJoinRequest, MasterJoinResponse};
 use crate::paths::Paths;
 use crate::pki::PkiError;
+use crate::retry::Backoff;
 
 /// `cluster.json`: what a joined master knows of the cluster it joined.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,11 +278,27 @@ pub async fn add_member(
             source,
         })?;
     let name = cfg.node_name.as_str();
+    // An etcd that does not answer for a moment is expected here: the first master restarts
+    // its etcd with multi-member election timing as soon as a learner appears (the other
+    // joiner's, or this one's), and a leader election may be under way. Asked again, boundedly.
+    let not_now = Backoff::exponential(Duration::from_millis(500), Duration::from_secs(5));
+    let mut unanswered = 0;
     // Bounded: each wait for another learner ends when it is promoted or removed as stuck
     // (LearnerPolicy::max_stall); a steady stream of other joiners is the one way to spin,
     // and 30 rounds of them is more than any cluster has masters.
-    for _ in 0..30 {
-        let m: Membership = members::membership(&mut client, &probe).await?;
+    let mut round = 0;
+    while round < 30 {
+        let m: Membership = match members::membership(&mut client, &probe).await {
+            Ok(m) => m,
+            Err(e) if e.is_transient() && unanswered < MAX_UNANSWERED => {
+                unanswered += 1;
+                info!(error = %crate::errors::chain(&e), "the cluster's etcd does not answer now; asking again");
+                tokio::time::sleep(not_now.wait(unanswered)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        round += 1;
         match members::next_join_step(&m, name, peer_url) {
             JoinStep::Conflict(c) => return Err(JoinError::Conflict(c)),
             JoinStep::AlreadyVoter(id) | JoinStep::AlreadyLearner(id) => {
@@ -294,8 +311,18 @@ pub async fn add_member(
                     id = %members::hex(id),
                     "waiting: another master is joining, and etcd allows one learner at a time; this join goes on when it is promoted"
                 );
-                if let Some(reaped) = members::reap_stuck_learner(&mut client, &policy).await? {
-                    info!(removed = %reaped.label(), "the stuck learner is gone; joining");
+                match members::reap_stuck_learner(&mut client, &policy).await {
+                    Ok(Some(reaped)) => {
+                        info!(removed = %reaped.label(), "the stuck learner is gone; joining")
+                    }
+                    Ok(None) => {}
+                    // Decided again from a fresh member list, like any other round.
+                    Err(e) if e.is_transient() && unanswered < MAX_UNANSWERED => {
+                        unanswered += 1;
+                        info!(error = %crate::errors::chain(&e), "the cluster's etcd does not answer now; asking again");
+                        tokio::time::sleep(not_now.wait(unanswered)).await;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             JoinStep::AddLearner => match members::add_learner(&mut client, name, peer_url).await {
@@ -303,6 +330,13 @@ pub async fn add_member(
                 // Raced another joiner past the check: decide again.
                 Err(MembersError::LearnerExists { .. } | MembersError::PeerUrlExists { .. }) => {
                     tokio::time::sleep(policy.poll).await;
+                }
+                Err(e) if e.is_transient() && unanswered < MAX_UNANSWERED => {
+                    // The add may have landed before the answer was lost: the next round's
+                    // member list says, by name and peer URL, and resumes it.
+                    unanswered += 1;
+                    info!(error = %crate::errors::chain(&e), "the cluster's etcd does not answer now; asking again");
+                    tokio::time::sleep(not_now.wait(unanswered)).await;
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -313,6 +347,11 @@ pub async fn add_member(
         peer_url: peer_url.to_string(),
     }))
 }
+
+/// How many times in one join the cluster's etcd may fail to answer (with the backoff's 5 s
+/// cap, a few minutes of an etcd that restarts or elects) before the join gives up and says so;
+/// run again, it resumes.
+const MAX_UNANSWERED: u32 = 40;
 
 impl From<JoinError> for MasterError {
     fn from(e: JoinError) -> Self {
