@@ -4,7 +4,8 @@
 //!
 //! One cluster goes through every case in turn, so that the three control planes are started
 //! once (they are what costs time on 2 cores): two masters joining at once, a worker token
-//! refused for a master join, a pod on the worker, a whole master killed and started again, a
+//! refused for a master join, a pod on the worker, a hung master (every process SIGSTOPped,
+//! then continued), a whole master killed and started again, a
 //! reset refused for quorum, a removed member refused at start, a join killed right after its
 //! member add and run again, and a reset that leaves two working members.
 //!
@@ -22,156 +23,21 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::ha::{
+    Frozen, Node, etcdctl_members, join_url, kubesup_in, lease, members, node_ready, start, text,
+    voters, write_token,
+};
 use common::{
-    CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin,
-    master_config, run_bounded, wait_for,
+    CgroupRoots, Kubesup, Lan, Mirror, Scratch, Testbed, kubectl, kubesup_bin, master_config,
+    run_bounded, wait_for,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
 const IPS: [&str; 4] = ["10.81.0.1", "10.81.0.2", "10.81.0.3", "10.81.0.4"];
-
-fn join_url(i: usize) -> String {
-    format!("https://{}:9443", IPS[i])
-}
-
-fn kubesup_in(ns: &Netns, args: &[&str], data: &Path) -> Output {
-    let mut cmd = ns.command(&kubesup_bin());
-    cmd.args(args).arg("--data-dir").arg(data);
-    run_bounded(cmd, Duration::from_secs(90))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The etcd members as `kubesup etcd members --json` lists them.
-fn members(ns: &Netns, data: &Path) -> Vec<Value> {
-    let out = kubesup_in(ns, &["etcd", "members", "--json"], data);
-    assert!(out.status.success(), "etcd members: {}", text(&out));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn voters(ns: &Netns, data: &Path) -> usize {
-    members(ns, data)
-        .iter()
-        .filter(|m| m["learner"] == false)
-        .count()
-}
-
-/// `etcdctl member list` with the master's healthcheck client cert: (hex id, name) pairs.
-fn etcdctl_members(ns: &Netns, data: &Path, ip: &str) -> Vec<(String, String)> {
-    let pki = data.join("pki/etcd");
-    let out = ns.exec(&[
-        "env",
-        "ETCDCTL_API=3",
-        "etcdctl",
-        &format!("--endpoints=https://{ip}:2379"),
-        &format!("--cacert={}", pki.join("ca.crt").display()),
-        &format!("--cert={}", pki.join("healthcheck-client.crt").display()),
-        &format!("--key={}", pki.join("healthcheck-client.key").display()),
-        "member",
-        "list",
-        "-w",
-        "json",
-    ]);
-    assert!(out.status.success(), "etcdctl: {}", text(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut rows: Vec<(String, String)> = v["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                format!("{:x}", m["ID"].as_u64().unwrap()),
-                m["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
-fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
-    let out = kubectl(
-        tb,
-        ns,
-        kc,
-        &[
-            "get",
-            "node",
-            node,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
-}
-
-fn lease(tb: &Testbed, ns: &Netns, kc: &Path, namespace: &str, name: &str, field: &str) -> String {
-    let out = kubectl(
-        tb,
-        ns,
-        kc,
-        &[
-            "get",
-            "lease",
-            "-n",
-            namespace,
-            name,
-            "-o",
-            &format!("jsonpath={{.spec.{field}}}"),
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct Node {
-    data: PathBuf,
-    cfg: PathBuf,
-}
-
-impl Node {
-    fn master_args<'a>(&'a self, join: Option<(&'a str, &'a str)>) -> Vec<String> {
-        let mut a = vec![
-            "master".to_string(),
-            "--config".into(),
-            self.cfg.to_string_lossy().into_owned(),
-        ];
-        if let Some((url, token_file)) = join {
-            a.extend([
-                "--join".into(),
-                url.into(),
-                "--token-file".into(),
-                token_file.into(),
-            ]);
-        }
-        a
-    }
-}
-
-fn start(ns: &Netns, node: &Node, args: &[String]) -> Kubesup {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Kubesup::start(ns, &node.data, &args)
-}
-
-fn write_token(dir: &Path, name: &str, token: &str) -> String {
-    let f = dir.join(name);
-    std::fs::write(&f, token).unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-    f.to_string_lossy().into_owned()
-}
 
 #[test]
 fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
@@ -217,7 +83,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
     // A worker token cannot join a master: one error line, and nothing written.
     let wt = write_token(&scratch.dir, "worker-token", &worker_token);
     let mut cmd = ns(1).command(&kubesup_bin());
-    cmd.args(nodes[1].master_args(Some((&join_url(0), &wt))));
+    cmd.args(nodes[1].master_args(Some((&join_url(IPS[0]), &wt))));
     let out = run_bounded(cmd, Duration::from_secs(60));
     assert!(!out.status.success(), "a worker token joined a master");
     let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
@@ -239,12 +105,12 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
     m.push(Some(start(
         ns(1),
         &nodes[1],
-        &nodes[1].master_args(Some((&join_url(0), &master_token))),
+        &nodes[1].master_args(Some((&join_url(IPS[0]), &master_token))),
     )));
     m.push(Some(start(
         ns(2),
         &nodes[2],
-        &nodes[2].master_args(Some((&join_url(0), &master_token))),
+        &nodes[2].master_args(Some((&join_url(IPS[0]), &master_token))),
     )));
     m[1].as_ref().unwrap().wait_ready(Duration::from_secs(300));
     let join_to_ready = t_join.elapsed();
@@ -331,7 +197,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         (data, cfg)
     };
     let wtoken = write_token(&scratch.dir, "wt", &worker_token);
-    let url1 = join_url(1);
+    let url1 = join_url(IPS[1]);
     let worker = Kubesup::start_isolated(
         ns(3),
         &wdata,
@@ -401,6 +267,52 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         (phase(&kc0, 0) == "Running").then_some(())
     });
     assert!(running.is_some(), "the pod never ran: {}", phase(&kc0, 0));
+
+    // A hung master: every process of the third one stopped (SIGSTOP), as a frozen machine
+    // would be. Writes go on through the other two, and the worker's node stays Ready and
+    // keeps renewing its lease through its load balancer.
+    let hung: Vec<i32> = std::iter::once(m[2].as_ref().unwrap().pid())
+        .chain(m[2].as_ref().unwrap().recorded_pids())
+        .collect();
+    let frozen = Frozen::stop(hung.clone());
+    let t_hang = Instant::now();
+    let written = wait_for(Duration::from_secs(60), || {
+        kubectl(&tb, ns(0), &kc0, &["create", "configmap", "ha-hung"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(written.is_some(), "no write with one master hung");
+    eprintln!(
+        "with a master hung, a write succeeded after {:?}",
+        t_hang.elapsed()
+    );
+    let renew_seen = lease(&tb, ns(0), &kc0, "kube-node-lease", "it-hw", "renewTime");
+    let renewed = wait_for(Duration::from_secs(60), || {
+        let now = lease(&tb, ns(0), &kc0, "kube-node-lease", "it-hw", "renewTime");
+        (!now.is_empty() && now != renew_seen).then_some(())
+    });
+    assert!(
+        renewed.is_some(),
+        "the worker's lease was not renewed with a master hung\n{}",
+        worker.log_tail(40)
+    );
+    assert!(node_ready(&tb, ns(0), &kc0, "it-hw"));
+    // SIGCONT: the master is back in service, nothing lost, and nothing restarted in a panic
+    // (its kubesup is the same process).
+    drop(frozen);
+    let back = wait_for(Duration::from_secs(120), || {
+        let out = kubectl(&tb, ns(2), &kc2, &["get", "configmap", "ha-hung"]);
+        out.status.success().then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "the thawed master never served the write made while it hung\n{}",
+        m[2].as_ref().unwrap().log_tail(40)
+    );
+    m[2].as_ref().unwrap().wait_ready(Duration::from_secs(120));
+    assert_eq!(m[2].as_ref().unwrap().pid(), hung[0]);
+    assert_eq!(etcdctl_members(ns(2), &nodes[2].data, IPS[2]), ids_before);
 
     // Kill a whole master (the first, whose etcd member led the cluster at its start).
     let cm_holder = lease(
@@ -520,7 +432,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         text(&out)
     );
     let master_token = write_token(&scratch.dir, "master-token-2", &token(1, "master"));
-    let args = nodes[2].master_args(Some((&join_url(1), &master_token)));
+    let args = nodes[2].master_args(Some((&join_url(IPS[1]), &master_token)));
     let killed = start(ns(2), &nodes[2], &args);
     let added = wait_for(Duration::from_secs(180), || {
         killed

@@ -17,6 +17,8 @@
 mod shared;
 pub use shared::*;
 
+pub mod ha;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
