@@ -660,6 +660,17 @@ pub async fn local_id(client: &mut Client) -> Result<u64, MembersError> {
         .ok_or(MembersError::NoHeader)
 }
 
+/// The answering member's ID, and whether it is a learner (a learner serves status, and
+/// nothing of the membership: etcd 3.4 refuses it a member list and a promotion).
+pub async fn local_status(client: &mut Client) -> Result<(u64, bool), MembersError> {
+    let status = client.status().await.map_err(request("status"))?;
+    let id = status
+        .header()
+        .map(|h| h.member_id())
+        .ok_or(MembersError::NoHeader)?;
+    Ok((id, status.is_learner()))
+}
+
 /// The member list, as the answering member sees it.
 pub async fn list(client: &mut Client) -> Result<Vec<Member>, MembersError> {
     Ok(list_with_cluster(client).await?.1)

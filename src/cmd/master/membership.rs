@@ -83,15 +83,28 @@ pub async fn watch(cfg: Config, voter: watch::Sender<bool>, mut planned_multi: b
             return;
         }
     };
-    let policy = LearnerPolicy::new(members::Probe::new(options, Duration::from_secs(3)));
+    let policy = LearnerPolicy::new(members::Probe::new(options.clone(), Duration::from_secs(3)));
     let mut last = read_record(&cfg.paths);
     let reconnect = Backoff::exponential(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let look = async {
-            let mut c = crate::etcd::connect(&endpoint, &tls)
+            let mut local = crate::etcd::connect(&endpoint, &tls)
                 .await
                 .map_err(Failure::Etcd)?;
-            let me = members::local_id(&mut c).await?;
+            let (me, learner) = members::local_status(&mut local).await?;
+            // A learner answers no membership question (etcd 3.4 refuses it a member list and
+            // a promotion): while this member is one, the others are asked.
+            let mut c = if learner {
+                let peers = peer_urls(&cfg.paths, &last);
+                if peers.is_empty() {
+                    return Err(Failure::NoPeers);
+                }
+                crate::etcd::connect_many(&peers, options.clone())
+                    .await
+                    .map_err(Failure::Etcd)?
+            } else {
+                local
+            };
             let list = members::list(&mut c).await?;
             let Some(seen) = observe(me, &list) else {
                 return Err(Failure::NotListed(me));
@@ -164,6 +177,20 @@ enum Failure {
     Members(#[from] MembersError),
     #[error("member {} is not in the member list", members::hex(*.0))]
     NotListed(u64),
+    #[error("this member is a learner, and no other member's address is known to ask")]
+    NoPeers,
+}
+
+/// The other members' client URLs: from the last look at the membership, else (a join whose
+/// member has not been seen yet) the ones the join recorded.
+fn peer_urls(paths: &Paths, last: &MemberRecord) -> Vec<String> {
+    if !last.peers.is_empty() {
+        return last.peers.clone();
+    }
+    match super::join::read_joined(paths) {
+        Ok(Some(j)) => j.etcd_client_urls,
+        _ => Vec::new(),
+    }
 }
 
 /// Before a member's etcd starts again: if the other members (from the record) answer and no
