@@ -562,6 +562,10 @@ pub enum MembersError {
     },
     #[error("{name} ({peer_url}) is not an etcd member: add it before starting its etcd")]
     NotAMember { name: String, peer_url: String },
+    #[error(transparent)]
+    Connect(#[from] super::EtcdError),
+    #[error("no other etcd member is known to ask")]
+    NoPeers,
 }
 
 impl MembersError {
@@ -570,6 +574,7 @@ impl MembersError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Request { source, .. } => transient(source),
+            Self::Connect(_) => true,
             _ => false,
         }
     }

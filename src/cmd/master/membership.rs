@@ -97,7 +97,7 @@ pub async fn watch(cfg: Config, voter: watch::Sender<bool>, mut planned_multi: b
             let mut c = if learner {
                 let peers = peer_urls(&cfg.paths, &last);
                 if peers.is_empty() {
-                    return Err(Failure::NoPeers);
+                    return Err(MembersError::NoPeers.into());
                 }
                 crate::etcd::connect_many(&peers, options.clone())
                     .await
@@ -177,8 +177,6 @@ enum Failure {
     Members(#[from] MembersError),
     #[error("member {} is not in the member list", members::hex(*.0))]
     NotListed(u64),
-    #[error("this member is a learner, and no other member's address is known to ask")]
-    NoPeers,
 }
 
 /// The other members' client URLs: from the last look at the membership, else (a join whose
@@ -257,13 +255,16 @@ impl crate::errors::Exit for LeaveError {
 
 /// A master about to be reset, and its member with it.
 pub struct Leaving {
-    client: etcd_client::Client,
+    /// The other members' client URLs, each asked on its own: with one of them dead, a client
+    /// balanced over all of them would fail every other request.
+    peers: Vec<String>,
+    options: etcd_client::ConnectOptions,
     id: u64,
 }
 
 /// Before `kubesup reset` of a master that is one member of several: the member this data dir
-/// holds, and a client of the other members to remove it through once the master is stopped.
-/// Refused when removing it would leave no quorum of healthy voters, unless `force`.
+/// holds, and the other members to remove it through once the master is stopped. Refused when
+/// removing it would leave no quorum of healthy voters, unless `force`.
 /// `Ok(None)`: there is nothing to leave (no etcd data, or a one-member cluster, or removed
 /// already).
 pub async fn prepare_leave(paths: &Paths, force: bool) -> Result<Option<Leaving>, LeaveError> {
@@ -279,22 +280,21 @@ pub async fn prepare_leave(paths: &Paths, force: bool) -> Result<Option<Leaving>
         return Ok(None);
     }
     let tls = crate::cmd::healthcheck_tls(&paths.pki());
-    let options = crate::etcd::tls_options(&tls).map_err(|e| {
-        LeaveError::Unreachable(MembersError::Request {
-            what: "read the etcd client certificate",
-            source: etcd_client::Error::InvalidArgs(crate::errors::chain(&e)),
+    let options = crate::etcd::tls_options(&tls)
+        .map_err(|e| LeaveError::Unreachable(MembersError::Connect(e)))?;
+    let leaving = Leaving {
+        peers: record.peers,
+        options,
+        id,
+    };
+    let probe = members::Probe::new(leaving.options.clone(), Duration::from_secs(3));
+    let m = match leaving
+        .ask_each(|mut c| {
+            let probe = probe.clone();
+            async move { members::membership(&mut c, &probe).await }
         })
-    })?;
-    let probe = members::Probe::new(options.clone(), Duration::from_secs(3));
-    let mut client = crate::etcd::connect_many(&record.peers, options)
         .await
-        .map_err(|e| {
-            LeaveError::Unreachable(MembersError::Request {
-                what: "connect",
-                source: etcd_client::Error::InvalidArgs(crate::errors::chain(&e)),
-            })
-        })?;
-    let m = match members::membership(&mut client, &probe).await {
+    {
         Ok(m) => m,
         Err(e) if force => {
             warn!(error = %crate::errors::chain(&e), "cannot reach the other etcd members; resetting without leaving the cluster (--force)");
@@ -312,20 +312,47 @@ pub async fn prepare_leave(paths: &Paths, force: bool) -> Result<Option<Leaving>
         }
         warn!(check = %e, "leaving the etcd cluster against the quorum check (--force)");
     }
-    Ok(Some(Leaving { client, id }))
+    Ok(Some(leaving))
 }
 
 impl Leaving {
     /// Removes the member through the other members (this master is stopped by now).
-    pub async fn remove(mut self) -> Result<(), LeaveError> {
-        members::remove(&mut self.client, self.id)
+    pub async fn remove(self) -> Result<(), LeaveError> {
+        let id = self.id;
+        self.ask_each(|mut c| async move { members::remove(&mut c, id).await })
             .await
-            .map_err(|source| LeaveError::Remove {
-                id: self.id,
-                source,
-            })?;
-        info!(id = %members::hex(self.id), "this master's etcd member left the cluster");
+            .map_err(|source| LeaveError::Remove { id, source })?;
+        info!(id = %members::hex(id), "this master's etcd member left the cluster");
         Ok(())
+    }
+
+    /// `f` on each other member in turn, until one answers; the last failure otherwise.
+    async fn ask_each<T, F, Fut>(&self, f: F) -> Result<T, MembersError>
+    where
+        F: Fn(etcd_client::Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, MembersError>>,
+    {
+        let mut last = None;
+        for url in &self.peers {
+            let options = self
+                .options
+                .clone()
+                .with_connect_timeout(Duration::from_secs(3))
+                .with_timeout(Duration::from_secs(5));
+            let answer = match crate::etcd::connect_with(url, options).await {
+                Ok(c) => f(c).await,
+                Err(e) => Err(e.into()),
+            };
+            match answer {
+                Ok(t) => return Ok(t),
+                Err(e) => {
+                    debug!(member = %url, error = %crate::errors::chain(&e), "this etcd member did not answer; asking the next");
+                    last = Some(e);
+                }
+            }
+        }
+        // `peers` is never empty here (prepare_leave returns None first).
+        Err(last.unwrap_or(MembersError::NoPeers))
     }
 }
 
