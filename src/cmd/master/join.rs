@@ -270,13 +270,6 @@ pub async fn add_member(
     })?;
     let probe = members::Probe::new(options.clone(), Duration::from_secs(3));
     let policy = LearnerPolicy::new(probe.clone());
-    let urls = joined.etcd_client_urls.join(",");
-    let mut client = crate::etcd::connect_many(&joined.etcd_client_urls, options)
-        .await
-        .map_err(|source| JoinError::Etcd {
-            urls: urls.clone(),
-            source,
-        })?;
     let name = cfg.node_name.as_str();
     // An etcd that does not answer for a moment is expected here: the first master restarts
     // its etcd with multi-member election timing as soon as a learner appears (the other
@@ -287,8 +280,29 @@ pub async fn add_member(
     // (LearnerPolicy::max_stall); a steady stream of other joiners is the one way to spin,
     // and 30 rounds of them is more than any cluster has masters.
     let mut round = 0;
+    let mut connected = None;
     while round < 30 {
-        let m: Membership = match members::membership(&mut client, &probe).await {
+        let client = match &mut connected {
+            Some(c) => c,
+            None => {
+                match crate::etcd::connect_many(&joined.etcd_client_urls, options.clone()).await {
+                    Ok(c) => connected.insert(c),
+                    Err(source) if unanswered < MAX_UNANSWERED => {
+                        unanswered += 1;
+                        info!(error = %crate::errors::chain(&source), "the cluster's etcd does not answer now; asking again");
+                        tokio::time::sleep(not_now.wait(unanswered)).await;
+                        continue;
+                    }
+                    Err(source) => {
+                        return Err(JoinError::Etcd {
+                            urls: joined.etcd_client_urls.join(","),
+                            source,
+                        });
+                    }
+                }
+            }
+        };
+        let m: Membership = match members::membership(client, &probe).await {
             Ok(m) => m,
             Err(e) if e.is_transient() && unanswered < MAX_UNANSWERED => {
                 unanswered += 1;
@@ -311,7 +325,7 @@ pub async fn add_member(
                     id = %members::hex(id),
                     "waiting: another master is joining, and etcd allows one learner at a time; this join goes on when it is promoted"
                 );
-                match members::reap_stuck_learner(&mut client, &policy).await {
+                match members::reap_stuck_learner(client, &policy).await {
                     Ok(Some(reaped)) => {
                         info!(removed = %reaped.label(), "the stuck learner is gone; joining")
                     }
@@ -325,7 +339,7 @@ pub async fn add_member(
                     Err(e) => return Err(e.into()),
                 }
             }
-            JoinStep::AddLearner => match members::add_learner(&mut client, name, peer_url).await {
+            JoinStep::AddLearner => match members::add_learner(client, name, peer_url).await {
                 Ok((_, after)) => return Ok(members::initial_cluster(&after, name, peer_url)?),
                 // Raced another joiner past the check: decide again.
                 Err(MembersError::LearnerExists { .. } | MembersError::PeerUrlExists { .. }) => {
