@@ -269,8 +269,8 @@ fn main() {
         let through_lb = in_netns(&ns_names[3], move || {
             let rt = runtime();
             for _ in 0..600 {
-                let client = admin_client(&admin_lb, Duration::from_secs(5));
                 let ok = rt.block_on(async {
+                    let client = admin_client(&admin_lb, Duration::from_secs(5));
                     matches!(client.get(&format!("{LB}{QUORUM_READ}")).send().await,
                              Ok(r) if r.status().is_success())
                 });
