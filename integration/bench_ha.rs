@@ -233,7 +233,7 @@ fn main() {
     let admin = nodes[0].data.clone();
     let mut rows = Vec::new();
     for k in 0..kills {
-        // Every other kill takes the leader's master; the others a follower's.
+        // Kills 2, 4, ... take the leader's master; the others a follower's.
         let leader_id = (0..3)
             .find_map(|i| {
                 let data = nodes[i].data.clone();
@@ -253,7 +253,7 @@ fn main() {
             })
             .collect();
         let leader = (0..3).find(|&i| member_ids[i] == Some(leader_id));
-        let want_leader = k % 2 == 0;
+        let want_leader = k % 2 == 1;
         let victim = match (want_leader, leader) {
             (true, Some(l)) => l,
             (_, Some(l)) => (l + 1 + k % 2) % 3,
@@ -327,20 +327,41 @@ fn main() {
         assert!(ok.is_some(), "not three voters after the restart");
         assert!(all_healthy(&worker).is_some(), "{:?}", worker.status());
     }
-    let mut lb: Vec<Duration> = rows.iter().map(|r| r.0).collect();
-    let worst_margin = rows
-        .iter()
-        .map(|(l, e, _)| l.as_secs_f64() - e.as_secs_f64())
-        .fold(f64::MIN, f64::max);
-    let max = *lb.iter().max().unwrap();
-    println!(
-        "failover over {kills} kills ({} of the leader's master): median {:.0} ms, max {:.0} ms; \
-         worst (first request - etcd election) {:+.0} ms",
-        rows.iter().filter(|r| r.2).count(),
-        median(&mut lb).as_secs_f64() * 1000.0,
-        max.as_secs_f64() * 1000.0,
-        worst_margin * 1000.0
-    );
+    if !rows.is_empty() {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut all: Vec<Duration> = rows.iter().map(|r| r.0).collect();
+        let max = *all.iter().max().unwrap();
+        let worst_margin = rows
+            .iter()
+            .map(|(l, e, _)| ms(*l) - ms(*e))
+            .fold(f64::MIN, f64::max);
+        println!(
+            "failover over {} kills: median {:.0} ms, max {:.0} ms; worst (first request - etcd's \
+             new leader) {worst_margin:+.0} ms",
+            rows.len(),
+            ms(median(&mut all)),
+            ms(max)
+        );
+        for leader in [true, false] {
+            let mut kind: Vec<Duration> =
+                rows.iter().filter(|r| r.2 == leader).map(|r| r.0).collect();
+            let mut elect: Vec<Duration> =
+                rows.iter().filter(|r| r.2 == leader).map(|r| r.1).collect();
+            if !kind.is_empty() {
+                println!(
+                    "  {} kills of {}: median {:.0} ms (etcd's new leader: median {:.0} ms)",
+                    kind.len(),
+                    if leader {
+                        "the leader's master"
+                    } else {
+                        "a follower's master"
+                    },
+                    ms(median(&mut kind)),
+                    ms(median(&mut elect))
+                );
+            }
+        }
+    }
 
     // 3. The balancer's cost.
     println!("GET /version, {requests} requests a round over {CONNS} keep-alive connections:");
