@@ -5,9 +5,9 @@
 # ready. Prints each figure and the median per component. Not a pass/fail test.
 #
 # With the default probe settings, what bounds it: the liveness probes (a check every 5 s with
-# a 2 s timeout; once one fails, rechecked after 1 s, or at once when it got no answer, until
-# 3 in a row have failed), then
-# SIGTERM + SIGCONT and at most the 2 s unhealthy grace, then the component's own start-up.
+# a 2 s timeout; once one fails, rechecked after 1 s, or at once with a 1 s timeout when it got
+# no answer, until 3 in a row have failed), then
+# SIGTERM + SIGCONT and at most the 1 s unhealthy grace, then the component's own start-up.
 #
 #   integration/bench-hung.sh [ROUNDS] [BIN]     (default 3 rounds; the debug build)
 set -euo pipefail

@@ -50,7 +50,7 @@ pub struct Policy {
     pub stable_after: Duration,
     /// Time between SIGTERM to the group and SIGKILL to the group.
     pub grace_period: Duration,
-    /// The same, for a child stopped because it failed its liveness probes (2 s by default): it has already
+    /// The same, for a child stopped because it failed its liveness probes (1 s by default): it has already
     /// been broken for several probe periods, so it gets a short grace of its own rather than
     /// the graceful-shutdown one (the shorter of the two applies).
     pub unhealthy_grace: Duration,
@@ -67,7 +67,7 @@ impl Default for Policy {
             backoff: restart_backoff(Duration::from_millis(250), Duration::from_secs(30)),
             stable_after: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
-            unhealthy_grace: Duration::from_secs(2),
+            unhealthy_grace: Duration::from_secs(1),
             liveness_failures: 3,
             startup_timeout: Duration::from_secs(120),
             has_probe: false,

@@ -29,6 +29,9 @@ pub(crate) enum UnitCmd {
 /// How soon a ready component's failed health check is repeated.
 const FAILING_RECHECK: Duration = Duration::from_secs(1);
 
+/// The timeout of a check that repeats one that got no answer.
+const NO_ANSWER_RECHECK_TIMEOUT: Duration = Duration::from_secs(1);
+
 pub(crate) struct Unit {
     pub spec: ChildSpec,
     pub state: UnitState,
@@ -241,7 +244,7 @@ impl Unit {
                 // `liveness_failures` periods (kubeadm's static pods take 3 x 10 s). A check
                 // that got no answer at all has already waited out its timeout, so the next
                 // one follows at once: a SIGSTOPped API server is found in about
-                // `period + liveness_failures x timeout`.
+                // `period + timeout + (liveness_failures - 1) x 1 s`.
                 let period = match (ready, last) {
                     (false, _) => spec.startup_period,
                     (true, Verdict::Ok) => spec.period,
@@ -249,8 +252,17 @@ impl Unit {
                     (true, Verdict::NoAnswer) => Duration::ZERO,
                 };
                 tokio::time::sleep(period).await;
+                // Confirming a check that got no answer needs no full timeout again: the
+                // component has been silent for one already (kubelet's own liveness probes
+                // give 1 s by default).
+                let limit = match last {
+                    Verdict::NoAnswer => spec.timeout.min(NO_ANSWER_RECHECK_TIMEOUT),
+                    _ => spec.timeout,
+                };
                 last = match &prober {
-                    Some(p) => p.check().await,
+                    Some(p) => tokio::time::timeout(limit, p.check())
+                        .await
+                        .unwrap_or(Verdict::NoAnswer),
                     None => Verdict::Failed,
                 };
                 let ok = last.ok();
