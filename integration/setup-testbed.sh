@@ -29,7 +29,7 @@ log() { printf 'setup-testbed: %s\n' "$*" >&2; }
 PKGS=(etcd-server etcd-client containerd runc
       containernetworking-plugins iptables conntrack socat iproute2 runit busybox-static
       openssl curl jq rsync dpkg-dev golang-go rpm debootstrap systemd util-linux procps
-      python3 gcc libc6-dev golang-github-modern-go-reflect2-dev)
+      python3 gcc libc6-dev golang-github-modern-go-reflect2-dev systemd-container)
 
 missing=()
 for p in "${PKGS[@]}"; do
