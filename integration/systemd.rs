@@ -872,7 +872,7 @@ fn the_package_service_runs_under_a_real_systemd() {
     assert_eq!(m.prop("ActiveState"), "inactive");
     m.assert_nothing_runs(Duration::from_secs(30));
     // Exactly the files install wrote are gone (the config, the unit, the record, and the
-    // symlink enable made); the directory /etc/kubesup that writing them created stays.
+    // symlink enable made), and the directory /etc/kubesup that writing them created.
     let etc_after = etc_files(&m);
     let added: Vec<_> = etc_after.difference(&etc_before).collect();
     let removed: Vec<_> = etc_before.difference(&etc_after).collect();
@@ -880,9 +880,10 @@ fn the_package_service_runs_under_a_real_systemd() {
         added.is_empty() && removed.is_empty(),
         "install + uninstall changed /etc: left {added:?}, removed {removed:?}"
     );
-    if m.path("/etc/kubesup").exists() {
-        eprintln!("note: `kubesup uninstall` leaves the empty /etc/kubesup that install created");
-    }
+    assert!(
+        !m.path("/etc/kubesup").exists(),
+        "uninstall left the /etc/kubesup that install created"
+    );
     assert!(
         m.path("/var/lib/kubesup/pki").exists(),
         "uninstall removed the data"

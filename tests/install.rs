@@ -187,4 +187,6 @@ fn a_worker_install_keeps_its_token_private_and_bad_input_writes_nothing() {
     );
     assert!(run(&["uninstall", "--root", root]).status.success());
     assert!(!token.exists());
+    // The directory install made for them goes too, once nothing else is in it.
+    assert!(!dir.path().join("etc/kubesup").exists());
 }

@@ -370,9 +370,16 @@ pub fn uninstall(root: &Path) -> Result<(), InstallError> {
         }
     }
     std::fs::remove_file(&record_path).map_err(|source| InstallError::Write {
-        path: record_path,
+        path: record_path.clone(),
         source,
     })?;
+    // /etc/kubesup, which install made to hold the config and the record, goes too once empty
+    // (remove_dir refuses a directory that is not): an operator's own files there keep it.
+    if let Some(dir) = record_path.parent()
+        && std::fs::remove_dir(dir).is_ok()
+    {
+        println!("removed {}", dir.display());
+    }
     if systemd_running(root) {
         let _ = systemctl(&["daemon-reload"]);
     }
