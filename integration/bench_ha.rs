@@ -36,8 +36,8 @@ use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::ha::{Node, join_url, kubesup_in, start, text, voters, write_token};
-use common::{CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, master_config, wait_for};
+use common::ha::{ThreeMasters, join_url, start, voters};
+use common::{Kubesup, Netns, Testbed, wait_for};
 use kubesup::http::{Client, Trust};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
@@ -118,28 +118,10 @@ fn main() {
     let kills: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
     let Some(tb) = Testbed::get() else { return };
-    let scratch = Scratch::new("bench-ha");
-    let mut lan = Lan::new("bha");
-    let idx: Vec<usize> = (0..4)
-        .map(|i| lan.add_node(&format!("bha{i}"), &format!("{}/24", IPS[i])))
-        .collect();
-    let mirrors: Vec<Mirror> = lan.nodes.iter().map(|ns| Mirror::serve(ns, &tb)).collect();
-    let root = format!("/kubesup-bench-ha-{}", std::process::id());
-    let _cgroups = CgroupRoots(vec![root.clone()]);
-    let nodes: Vec<Node> = (0..3)
-        .map(|i| {
-            let (data, cfg) = master_config(
-                &scratch.dir,
-                &format!("m{i}"),
-                IPS[i],
-                &mirrors[idx[i]].url,
-                "network: none\n",
-            );
-            Node { data, cfg }
-        })
-        .collect();
-    let ns_names: Vec<String> = idx.iter().map(|&i| lan.nodes[i].name.clone()).collect();
-    let ns = |i: usize| -> &Netns { &lan.nodes[idx[i]] };
+    let fx = ThreeMasters::new(&tb, "bha", &IPS);
+    let nodes = &fx.nodes;
+    let ns_names: Vec<String> = fx.lan.nodes.iter().map(|n| n.name.clone()).collect();
+    let ns = |i: usize| -> &Netns { fx.ns(i) };
     let mut masters: Vec<Option<Kubesup>> = Vec::new();
 
     // 1. Join to ready, against the cold start.
@@ -150,13 +132,8 @@ fn main() {
         .unwrap()
         .wait_ready(Duration::from_secs(240));
     let cold = t0.elapsed();
-    let token = |i: usize, role: &str| {
-        let out = kubesup_in(ns(i), &["token", "create", "--role", role], &nodes[i].data);
-        assert!(out.status.success(), "token create: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let master_token = write_token(&scratch.dir, "master-token", &token(0, "master"));
-    let worker_token = write_token(&scratch.dir, "worker-token", &token(0, "worker"));
+    let master_token = fx.token_file(0, "master", "master-token");
+    let worker_token = fx.token_file(0, "worker", "worker-token");
     let mut joins = Vec::new();
     for i in 1..3 {
         let t = Instant::now();
@@ -190,25 +167,12 @@ fn main() {
     }
 
     // The worker, through the first master's join API.
-    let wdata = scratch.dir.join("w");
-    let wcfg = scratch.dir.join("w.yaml");
-    std::fs::write(
-        &wcfg,
-        format!(
-            "data-dir: {}\nnode-name: bench-hw\nmirror: {}\nfetch: {{etcd-version: {}}}\n\
-             containerd: {{sandbox-image: kubesup.local/pause:3.2}}\n\
-             kubelet: {{cgroup-root: {root}}}\n",
-            wdata.display(),
-            mirrors[idx[3]].url,
-            common::ETCD_VERSION
-        ),
-    )
-    .unwrap();
+    let (wdata, wcfg) = fx.worker_config("bench-hw");
     let url0 = join_url(IPS[0]);
     let worker = Kubesup::start_isolated(
         ns(3),
         &wdata,
-        &scratch.dir.join("w-root"),
+        &fx.scratch.dir.join("w-root"),
         &[
             "worker",
             "--config",
@@ -417,7 +381,7 @@ fn main() {
 
     drop(worker);
     drop(masters);
-    drop(tb);
+    drop(fx);
 }
 
 const CONNS: usize = 4;

@@ -27,13 +27,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ha::{
-    Frozen, Node, etcdctl_members, join_url, kubesup_in, lease, members, node_ready, start, text,
-    voters, write_token,
+    Frozen, ThreeMasters, etcdctl_members, join_url, kubesup_in, lease, members, start, text,
+    voters,
 };
-use common::{
-    CgroupRoots, Kubesup, Lan, Mirror, Scratch, Testbed, kubectl, kubesup_bin, master_config,
-    run_bounded, wait_for,
-};
+use common::{Kubesup, Testbed, kubectl, kubesup_bin, node_ready, run_bounded, wait_for};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -42,28 +39,9 @@ const IPS: [&str; 4] = ["10.81.0.1", "10.81.0.2", "10.81.0.3", "10.81.0.4"];
 #[test]
 fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
     let Some(tb) = Testbed::get() else { return };
-    let scratch = Scratch::new("ha");
-    let mut lan = Lan::new("ha");
-    let idx: Vec<usize> = (0..4)
-        .map(|i| lan.add_node(&format!("ha{i}"), &format!("{}/24", IPS[i])))
-        .collect();
-    let mirrors: Vec<Mirror> = lan.nodes.iter().map(|ns| Mirror::serve(ns, &tb)).collect();
-    let ns = |i: usize| &lan.nodes[idx[i]];
-    let root = format!("/kubesup-it-ha-{}", std::process::id());
-    let _cgroups = CgroupRoots(vec![root.clone()]);
-
-    let nodes: Vec<Node> = (0..3)
-        .map(|i| {
-            let (data, cfg) = master_config(
-                &scratch.dir,
-                &format!("m{i}"),
-                IPS[i],
-                &mirrors[idx[i]].url,
-                "network: none\n",
-            );
-            Node { data, cfg }
-        })
-        .collect();
+    let fx = ThreeMasters::new(&tb, "ha", &IPS);
+    let (nodes, scratch) = (&fx.nodes, &fx.scratch);
+    let ns = |i: usize| fx.ns(i);
 
     // The first master, as ever.
     let t0 = Instant::now();
@@ -72,16 +50,10 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
     m[0].as_ref().unwrap().wait_ready(Duration::from_secs(240));
     let cold_start = t0.elapsed();
 
-    let token = |i: usize, role: &str| {
-        let out = kubesup_in(ns(i), &["token", "create", "--role", role], &nodes[i].data);
-        assert!(out.status.success(), "token create: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let worker_token = token(0, "worker");
-    let master_token = write_token(&scratch.dir, "master-token", &token(0, "master"));
+    let wt = fx.token_file(0, "worker", "worker-token");
+    let master_token = fx.token_file(0, "master", "master-token");
 
     // A worker token cannot join a master: one error line, and nothing written.
-    let wt = write_token(&scratch.dir, "worker-token", &worker_token);
     let mut cmd = ns(1).command(&kubesup_bin());
     cmd.args(nodes[1].master_args(Some((&join_url(IPS[0]), &wt))));
     let out = run_bounded(cmd, Duration::from_secs(60));
@@ -179,24 +151,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
 
     // The worker joins through the second master's join API; its load balancer learns all
     // three API servers.
-    let (wdata, wcfg) = {
-        let data = scratch.dir.join("w");
-        let cfg = scratch.dir.join("w.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "data-dir: {}\nnode-name: it-hw\nmirror: {}\nfetch: {{etcd-version: {}}}\n\
-                 containerd: {{sandbox-image: kubesup.local/pause:3.2}}\n\
-                 kubelet: {{cgroup-root: {root}}}\n",
-                data.display(),
-                mirrors[idx[3]].url,
-                common::ETCD_VERSION
-            ),
-        )
-        .unwrap();
-        (data, cfg)
-    };
-    let wtoken = write_token(&scratch.dir, "wt", &worker_token);
+    let (wdata, wcfg) = fx.worker_config("it-hw");
     let url1 = join_url(IPS[1]);
     let worker = Kubesup::start_isolated(
         ns(3),
@@ -209,7 +164,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
             "--join",
             &url1,
             "--token-file",
-            &wtoken,
+            &wt,
         ],
     );
     worker.wait_ready(Duration::from_secs(240));
@@ -431,7 +386,7 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         "reset of the removed master: {}",
         text(&out)
     );
-    let master_token = write_token(&scratch.dir, "master-token-2", &token(1, "master"));
+    let master_token = fx.token_file(1, "master", "master-token-2");
     let args = nodes[2].master_args(Some((&join_url(IPS[1]), &master_token)));
     let killed = start(ns(2), &nodes[2], &args);
     let added = wait_for(Duration::from_secs(180), || {

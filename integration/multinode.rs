@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin,
-    master_config, run_bounded, wait_for,
+    master_config, node_ready, run_bounded, wait_for,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -60,22 +60,6 @@ fn worker_config(dir: &Path, name: &str, mirror: &str, cgroup_root: &str) -> (Pa
     )
     .unwrap();
     (data, cfg)
-}
-
-fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
-    let out = kubectl(
-        tb,
-        ns,
-        kc,
-        &[
-            "get",
-            "node",
-            node,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
 }
 
 fn json(out: &Output) -> Value {

@@ -15,7 +15,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{Kubesup, Netns, Testbed, kubectl, kubesup_bin, run_bounded};
+use super::{
+    CgroupRoots, Kubesup, Lan, Mirror, Netns, Scratch, Testbed, kubectl, kubesup_bin,
+    master_config, run_bounded,
+};
 
 /// A master's join API.
 pub fn join_url(ip: &str) -> String {
@@ -85,22 +88,6 @@ pub fn etcdctl_members(ns: &Netns, data: &Path, ip: &str) -> Vec<(String, String
         .collect();
     rows.sort();
     rows
-}
-
-pub fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
-    let out = kubectl(
-        tb,
-        ns,
-        kc,
-        &[
-            "get",
-            "node",
-            node,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
 }
 
 pub fn lease(
@@ -184,5 +171,94 @@ impl Drop for Frozen {
         for p in self.0.iter().rev() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), Signal::SIGCONT);
         }
+    }
+}
+
+/// Three masters' configs and a worker's namespace on one bridge: namespace `i` has address
+/// `ips[i]`, masters 0..3 have a config each (`network: none`, the test bed's stand-in, as
+/// flanneld is in no reachable registry), and every namespace serves the test bed's mirror.
+/// Dropped after the kubesups it hosts (declare it first): the pods' cgroups, then the mirrors,
+/// the namespaces and the data dirs go, in that order (the fields' order).
+pub struct ThreeMasters {
+    pub nodes: Vec<Node>,
+    /// The kubelet cgroup root of the worker's pods.
+    pub cgroup_root: String,
+    _cgroups: CgroupRoots,
+    pub mirrors: Vec<Mirror>,
+    pub lan: Lan,
+    pub scratch: Scratch,
+}
+
+impl ThreeMasters {
+    pub fn new(tb: &Testbed, tag: &str, ips: &[&str; 4]) -> Self {
+        let scratch = Scratch::new(tag);
+        let mut lan = Lan::new(tag);
+        for (i, ip) in ips.iter().enumerate() {
+            lan.add_node(&format!("{tag}{i}"), &format!("{ip}/24"));
+        }
+        let mirrors: Vec<Mirror> = lan.nodes.iter().map(|ns| Mirror::serve(ns, tb)).collect();
+        let cgroup_root = format!("/kubesup-it-{tag}-{}", std::process::id());
+        let nodes = (0..3)
+            .map(|i| {
+                let (data, cfg) = master_config(
+                    &scratch.dir,
+                    &format!("m{i}"),
+                    ips[i],
+                    &mirrors[i].url,
+                    "network: none\n",
+                );
+                Node { data, cfg }
+            })
+            .collect();
+        Self {
+            nodes,
+            _cgroups: CgroupRoots(vec![cgroup_root.clone()]),
+            cgroup_root,
+            mirrors,
+            lan,
+            scratch,
+        }
+    }
+
+    /// Namespace `i` (3 is the worker's).
+    pub fn ns(&self, i: usize) -> &Netns {
+        &self.lan.nodes[i]
+    }
+
+    /// The worker's config (node name `name`, namespace 3's mirror, the pods' cgroup root and
+    /// the test bed's pause image): its data dir and config path.
+    pub fn worker_config(&self, name: &str) -> (PathBuf, PathBuf) {
+        let data = self.scratch.dir.join("w");
+        let cfg = self.scratch.dir.join("w.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data-dir: {}\nnode-name: {name}\nmirror: {}\nfetch: {{etcd-version: {}}}\n\
+                 containerd: {{sandbox-image: kubesup.local/pause:3.2}}\n\
+                 kubelet: {{cgroup-root: {}}}\n",
+                data.display(),
+                self.mirrors[3].url,
+                super::ETCD_VERSION,
+                self.cgroup_root
+            ),
+        )
+        .unwrap();
+        (data, cfg)
+    }
+
+    /// `kubesup token create --role ROLE` on master `i`, written to a 0600 file in the
+    /// scratch dir; returns the file's path.
+    pub fn token_file(&self, i: usize, role: &str, file: &str) -> String {
+        let out = kubesup_in(
+            self.ns(i),
+            &["token", "create", "--role", role],
+            &self.nodes[i].data,
+        );
+        assert!(out.status.success(), "token create: {}", text(&out));
+        write_token(
+            &self.scratch.dir,
+            file,
+            String::from_utf8_lossy(&out.stdout).trim(),
+        )
     }
 }

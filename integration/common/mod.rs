@@ -477,3 +477,20 @@ pub fn kubectl(tb: &Testbed, ns: &Netns, kubeconfig: &Path, args: &[&str]) -> Ou
     let refs: Vec<&str> = full.iter().map(String::as_str).collect();
     ns.exec(&refs)
 }
+
+/// Whether node `node` is Ready, as the API server at `kubeconfig` says (asked from `ns`).
+pub fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
+    let out = kubectl(
+        tb,
+        ns,
+        kc,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
