@@ -556,6 +556,21 @@ fn schedulable_master_in_a_network_namespace_goes_ready() {
         ks.log_tail(60)
     );
     eprintln!("node Ready {:?} after kubesup started", ready.unwrap());
+    // Its kubelet and kube-proxy go through the node-local API load balancer, which knows
+    // this master's API server from the cluster's own list.
+    for kubeconfig in ["kubelet.conf", "kube-proxy.conf"] {
+        let text = std::fs::read_to_string(data.join("kubeconfig").join(kubeconfig)).unwrap();
+        assert!(
+            text.contains("server: https://127.0.0.1:6444"),
+            "{kubeconfig}: {text}"
+        );
+    }
+    let fed = wait_for(Duration::from_secs(60), || {
+        let st = ks.status()?;
+        let backends = st["api_lb"]["backends"].as_array()?.clone();
+        (backends.len() == 1 && backends[0].as_str()? == "10.77.0.2:6443").then_some(())
+    });
+    assert!(fed.is_some(), "the master's balancer: {:?}", ks.status());
     // kube-proxy's chains live in the test namespace only.
     let in_ns = ns.exec_ok(&["iptables", "-t", "nat", "-S"]);
     assert!(

@@ -18,6 +18,7 @@ use crate::etcd::members::{
     self, Health, Member, MembersError, Membership, Probe, QuorumError, hex,
 };
 use crate::etcd::{self, EtcdError};
+use crate::retry::Backoff;
 
 /// The bound on each member's health probe: a member slower than this to answer `status` is
 /// not one to count on for quorum, and a table of five dead members still prints within it
@@ -134,7 +135,20 @@ async fn etcd_cmd(cmd: EtcdCommand, g: &Globals) -> Result<(), EtcdCmdError> {
                     "removing the etcd member against the quorum check (--force)"
                 );
             }
-            let removed = members::remove(&mut local.client, target.id)
+            // Asked again while the cluster cannot answer (a leader election right after the
+            // member's machine died, etcd's own request timeout): a removal whose answer was
+            // lost is found done (`Ok(false)`) by the next attempt.
+            let id = target.id;
+            let removed = Backoff::exponential(Duration::from_millis(500), Duration::from_secs(5))
+                .with_attempts(6)
+                .retry(
+                    "remove the etcd member",
+                    || {
+                        let mut c = local.client.clone();
+                        async move { members::remove(&mut c, id).await }
+                    },
+                    |e: &MembersError| !e.is_transient(),
+                )
                 .await
                 .map_err(|source| EtcdCmdError::Remove {
                     name: target.label(),

@@ -319,7 +319,15 @@ impl Leaving {
     /// Removes the member through the other members (this master is stopped by now).
     pub async fn remove(self) -> Result<(), LeaveError> {
         let id = self.id;
-        self.ask_each(|mut c| async move { members::remove(&mut c, id).await })
+        // Asked again while the cluster cannot answer (an election: this member may have led
+        // it): a removal whose answer was lost is found done by the next attempt.
+        Backoff::exponential(Duration::from_millis(500), Duration::from_secs(5))
+            .with_attempts(6)
+            .retry(
+                "leave the etcd cluster",
+                || self.ask_each(|mut c| async move { members::remove(&mut c, id).await }),
+                |e: &MembersError| !e.is_transient(),
+            )
             .await
             .map_err(|source| LeaveError::Remove { id, source })?;
         info!(id = %members::hex(id), "this master's etcd member left the cluster");
