@@ -64,7 +64,10 @@ cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "cargo deny check licenses bans sources"
 # Advisories are not checked here: that needs the RustSec database from the network (deny.toml).
-# clippy above has downloaded every crate, so --offline needs nothing more.
+# cargo deny reads `cargo metadata` for every target platform, which names crates that a Linux
+# build never downloads (Windows-only ones): fetch them all from crates.io first (nothing on a
+# machine that has them), so that --offline needs nothing more.
+cargo fetch --locked --quiet
 deny=$(integration/install-cargo-deny.sh | tail -n1)
 PATH="$(dirname "$deny"):$PATH" cargo deny --offline --locked check licenses bans sources
 
