@@ -207,22 +207,27 @@ pub async fn check_not_removed(cfg: &Config) -> Result<(), MasterError> {
     let options = options
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(3));
-    let ask = async {
-        let mut c = etcd_client::Client::connect(record.peers.as_slice(), Some(options)).await?;
-        c.member_list().await
-    };
-    let Ok(Ok(list)) = tokio::time::timeout(Duration::from_secs(6), ask).await else {
-        info!("no other etcd member answered; starting this member as it is");
-        return Ok(());
-    };
-    let listed = list.members().iter().any(|m| members::hex(m.id()) == id);
-    if listed {
-        return Ok(());
+    // Each peer on its own: with one of them dead, a client balanced over all of them fails
+    // every other request, and a failed ask here would start a member that must be refused.
+    // The first peer that answers decides.
+    for url in &record.peers {
+        let ask = async {
+            let mut c = crate::etcd::connect_with(url, options.clone()).await.ok()?;
+            c.member_list().await.ok()
+        };
+        let Ok(Some(list)) = tokio::time::timeout(Duration::from_secs(6), ask).await else {
+            continue;
+        };
+        if list.members().iter().any(|m| members::hex(m.id()) == id) {
+            return Ok(());
+        }
+        return Err(MasterError::Removed {
+            id,
+            data_dir: cfg.paths.data_dir().to_path_buf(),
+        });
     }
-    Err(MasterError::Removed {
-        id,
-        data_dir: cfg.paths.data_dir().to_path_buf(),
-    })
+    info!("no other etcd member answered; starting this member as it is");
+    Ok(())
 }
 
 /// Why `kubesup reset` of a master will not take its member out of the cluster.
