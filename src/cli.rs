@@ -56,6 +56,12 @@ pub enum Command {
     /// List this cluster's etcd members, or remove one whose machine is gone (on a master).
     #[command(subcommand)]
     Etcd(EtcdCommand),
+    /// Back up this master: etcd's snapshot, the cluster's CA and service-account keys and its
+    /// settings, in one archive (0600); or list the scheduled backups.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data dir, as a new one-member cluster with the same CAs;
+    /// then `kubesup master` on that data dir brings the cluster back.
+    Restore(RestoreArgs),
     /// Show every supervised component: state, pid, uptime, restarts, readiness, memory, CPU.
     Status(StatusArgs),
     /// Generate, check and rotate the cluster's certificates.
@@ -223,6 +229,11 @@ pub struct MasterArgs {
     /// File holding the control-plane join token.
     #[arg(long, value_name = "FILE", conflicts_with = "token", requires = "join")]
     pub token_file: Option<PathBuf>,
+    /// Lost quorum: start this master's etcd once as a one-member cluster from its own data
+    /// (etcd's --force-new-cluster). Recorded in the data dir, so a later start with the flag
+    /// still given does not reset again. The other masters then `kubesup reset` and join again.
+    #[arg(long, conflicts_with = "join")]
+    pub cluster_reset: bool,
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +312,51 @@ pub enum EtcdCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Write the archive here [default: the backup dir, named by time and etcd revision].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Encrypt the archive (AES-256-GCM) with the key in this file (at least 32 random bytes,
+    /// e.g. `head -c 32 /dev/urandom | base64`). Keep it apart from the backups: restore needs it.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The backups in this master's backup dir: time, size, etcd revision.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive from `kubesup backup`.
+    pub file: PathBuf,
+    /// This node's flags, as `kubesup master` will get them (--data-dir, --advertise,
+    /// --node-name, --mirror, ...); the cluster settings come from the archive.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Restore over a data dir that holds a node: its old state is moved aside (kept, and
+    /// its path printed), never deleted.
+    #[arg(long)]
+    pub force: bool,
+    /// The key file the archive was encrypted with.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -486,6 +542,48 @@ mod tests {
         assert_eq!(m.common.schedulable, Some(true));
         assert_eq!(m.common.api_port, Some(6443));
         assert_eq!(cli.log_format.as_deref(), Some("json"));
+    }
+
+    #[test]
+    fn backup_restore_and_cluster_reset_parse() {
+        let cli = Cli::try_parse_from(["kubesup", "backup", "--output", "/b.tar"]).unwrap();
+        let Command::Backup(b) = cli.command else {
+            panic!("not backup")
+        };
+        assert!(b.command.is_none());
+        assert_eq!(b.output.as_deref(), Some(std::path::Path::new("/b.tar")));
+        let cli = Cli::try_parse_from(["kubesup", "backup", "list", "--json"]).unwrap();
+        let Command::Backup(b) = cli.command else {
+            panic!("not backup")
+        };
+        assert!(matches!(
+            b.command,
+            Some(BackupCommand::List { json: true, .. })
+        ));
+        let cli = Cli::try_parse_from([
+            "kubesup",
+            "restore",
+            "/b.tar",
+            "--data-dir",
+            "/d",
+            "--force",
+        ])
+        .unwrap();
+        let Command::Restore(r) = cli.command else {
+            panic!("not restore")
+        };
+        assert!(r.force);
+        assert_eq!(
+            r.common.data_dir.as_deref(),
+            Some(std::path::Path::new("/d"))
+        );
+        let e = Cli::try_parse_from(["kubesup", "restore"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let cli = Cli::try_parse_from(["kubesup", "master", "--cluster-reset"]).unwrap();
+        let Command::Master(m) = cli.command else {
+            panic!("not master")
+        };
+        assert!(m.cluster_reset);
     }
 
     #[test]

@@ -90,6 +90,7 @@ mod tests {
     use std::time::Duration;
 
     use super::chain;
+    use crate::backup::{BackupError, CryptError};
     use crate::cmd;
     use crate::config::{ConfigError, Problems};
     use crate::fetch::FetchError;
@@ -1022,6 +1023,88 @@ mod tests {
             (
                 "run::Error::Config",
                 Box::new(crate::run::Error::Config(config())),
+            ),
+            // Backup, restore, cluster reset.
+            (
+                "BackupError::Write",
+                Box::new(BackupError::Write {
+                    path: p("/b/kubesup-backup.tar"),
+                    source: denied(),
+                }),
+            ),
+            ("BackupError::Fs", Box::new(BackupError::Fs(fs()))),
+            (
+                "BackupError::Crypt(wrong key)",
+                Box::new(BackupError::Crypt {
+                    path: p("/b.tar"),
+                    source: CryptError::WrongKey { path: p("/key") },
+                }),
+            ),
+            (
+                "BackupError::Crypt(tampered)",
+                Box::new(BackupError::Crypt {
+                    path: p("/b.tar"),
+                    source: CryptError::Tampered { index: 3 },
+                }),
+            ),
+            (
+                "BackupError::Checksum",
+                Box::new(BackupError::Checksum {
+                    path: p("/b.tar"),
+                    member: "etcd.snapshot".into(),
+                }),
+            ),
+            ("BackupError::Keys", Box::new(BackupError::Keys(pki()))),
+            (
+                "BackupError::EtcdRequest",
+                Box::new(BackupError::EtcdRequest {
+                    what: "snapshot",
+                    source: etcd_client::Error::InvalidArgs("stream reset".into()),
+                }),
+            ),
+            (
+                "BackupError::Tool",
+                Box::new(BackupError::Tool {
+                    tool: p("/d/bin/v1.20.2/etcdctl"),
+                    status: "exit status: 1".into(),
+                    output: "Error: snapshot missing hash but --skip-hash-check=false".into(),
+                }),
+            ),
+            (
+                "BackupError::MoveAside",
+                Box::new(BackupError::MoveAside {
+                    from: p("/d/etcd"),
+                    to: p("/d/before-restore-x/etcd"),
+                    source: denied(),
+                }),
+            ),
+            (
+                "cmd::backup::BackupCmdError::Backup",
+                Box::new(cmd::backup::BackupCmdError::Backup(BackupError::Stalled(
+                    Duration::from_secs(60),
+                ))),
+            ),
+            (
+                "cmd::restore::RestoreCmdError::Write",
+                Box::new(cmd::restore::RestoreCmdError::Write {
+                    path: p("/d/cluster.json"),
+                    source: fs(),
+                }),
+            ),
+            (
+                "run::Error::Restore",
+                Box::new(crate::run::Error::Restore(
+                    cmd::restore::RestoreCmdError::Backup(BackupError::NotEmpty {
+                        data_dir: p("/d"),
+                        found: vec!["etcd".into(), "pki".into()],
+                    }),
+                )),
+            ),
+            (
+                "cmd::master::MasterError::Backup",
+                Box::new(cmd::master::MasterError::Backup(
+                    BackupError::NothingToReset { data_dir: p("/d") },
+                )),
             ),
         ]
     }

@@ -21,6 +21,9 @@
 //!   certificates, not processes.
 //! - [`join`] is the join API on a master and the joining client on a worker; [`etcd`] talks to
 //!   etcd; [`kube`] applies objects to the API server ([`addons`], [`network`]).
+//! - [`backup`] makes and verifies backup archives (etcd snapshot, cluster keys, settings;
+//!   optionally AES-256-GCM), schedules them on the etcd leader's master, restores one as a new
+//!   one-member cluster, and records a `--cluster-reset` so it happens once.
 //! - [`supervise`] spawns, reaps, probes, restarts and stops processes in dependency order.
 //! - [`apilb`] is the node-local API load balancer on 127.0.0.1 that kubelet and kube-proxy
 //!   reach the cluster's API servers through: health-checked backends, followed from the
@@ -36,6 +39,7 @@
 
 pub mod addons;
 pub mod apilb;
+pub mod backup;
 pub mod cgroup;
 pub mod cli;
 pub mod cmd;

@@ -108,6 +108,58 @@ impl Paths {
         self.root.join("etcd-member.json")
     }
 
+    /// `kubesup master --cluster-reset`'s record that etcd was reset from this data dir once
+    /// (so a flag left in a unit file does not reset it again).
+    pub fn etcd_reset_record(&self) -> PathBuf {
+        self.root.join("etcd-reset.json")
+    }
+
+    /// Where scheduled backups go unless `backup.dir` says otherwise.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    /// A restore's staging dir: the extracted snapshot and the etcd data restored from it,
+    /// before that data is renamed into [`Paths::etcd_data_dir`].
+    pub fn restore_staging(&self) -> PathBuf {
+        self.root.join("restore.partial")
+    }
+
+    /// The restored etcd data inside [`Paths::restore_staging`].
+    pub fn restore_staging_etcd(&self) -> PathBuf {
+        self.restore_staging().join("etcd")
+    }
+
+    /// The snapshot extracted from an archive inside [`Paths::restore_staging`].
+    pub fn restore_staging_snapshot(&self) -> PathBuf {
+        self.restore_staging().join("snapshot.db")
+    }
+
+    /// Where `kubesup restore --force` moves a data dir's old node state (never deleted).
+    pub fn moved_aside(&self, stamp: &str) -> PathBuf {
+        self.root.join(format!("before-restore-{stamp}"))
+    }
+
+    /// What in the data dir is a node's state, as opposed to the binary cache, logs, lock
+    /// and backups, which a restore keeps: etcd's data, the PKI, kubeconfigs, component files,
+    /// the join and membership records, a worker's join state and load-balancer cache, and a
+    /// half-done restore.
+    pub fn node_state(&self) -> Vec<PathBuf> {
+        vec![
+            self.etcd_data_dir(),
+            self.pki().dir().to_path_buf(),
+            self.kubeconfig_dir(),
+            self.root.join("components"),
+            self.joined_cluster(),
+            self.etcd_member_record(),
+            self.etcd_reset_record(),
+            self.join_dir(),
+            self.root.join("apilb"),
+            self.addons_dir(),
+            self.restore_staging(),
+        ]
+    }
+
     pub fn kubelet_root_dir(&self) -> PathBuf {
         self.root.join("kubelet")
     }

@@ -34,11 +34,15 @@ pub enum Error {
     Install(#[from] cmd::install::InstallError),
     #[error(transparent)]
     Etcd(#[from] cmd::etcd::EtcdCmdError),
+    #[error(transparent)]
+    Backup(#[from] cmd::backup::BackupCmdError),
+    #[error(transparent)]
+    Restore(#[from] cmd::restore::RestoreCmdError),
 }
 
 crate::errors::exit_via!(
     Error: Config, Manpage, Status, Supervise, Certs, Fetch, Master, Worker, Reset, Token, Install,
-    Etcd,
+    Etcd, Backup, Restore,
 );
 
 pub fn run(cli: Cli) -> Result<ExitCode, Error> {
@@ -71,6 +75,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Reset(a) => cmd::reset::run(a, &g)?,
         Command::Token(t) => cmd::token::run(t, &g)?,
         Command::Etcd(e) => cmd::etcd::run(e, &g)?,
+        Command::Backup(a) => cmd::backup::run(a, &g)?,
+        Command::Restore(a) => cmd::restore::run(a, &g)?,
         Command::Install(c) => cmd::install::run(c, &g)?,
         Command::Uninstall(a) => cmd::install::run_uninstall(a, &g)?,
     }

@@ -16,6 +16,9 @@ _kubesup() {
             ",$1")
                 cmd="kubesup"
                 ;;
+            kubesup,backup)
+                cmd="kubesup__subcmd__backup"
+                ;;
             kubesup,certs)
                 cmd="kubesup__subcmd__certs"
                 ;;
@@ -46,6 +49,9 @@ _kubesup() {
             kubesup,reset)
                 cmd="kubesup__subcmd__reset"
                 ;;
+            kubesup,restore)
+                cmd="kubesup__subcmd__restore"
+                ;;
             kubesup,status)
                 cmd="kubesup__subcmd__status"
                 ;;
@@ -63,6 +69,18 @@ _kubesup() {
                 ;;
             kubesup,worker)
                 cmd="kubesup__subcmd__worker"
+                ;;
+            kubesup__subcmd__backup,help)
+                cmd="kubesup__subcmd__backup__subcmd__help"
+                ;;
+            kubesup__subcmd__backup,list)
+                cmd="kubesup__subcmd__backup__subcmd__list"
+                ;;
+            kubesup__subcmd__backup__subcmd__help,help)
+                cmd="kubesup__subcmd__backup__subcmd__help__subcmd__help"
+                ;;
+            kubesup__subcmd__backup__subcmd__help,list)
+                cmd="kubesup__subcmd__backup__subcmd__help__subcmd__list"
                 ;;
             kubesup__subcmd__certs,check)
                 cmd="kubesup__subcmd__certs__subcmd__check"
@@ -124,6 +142,9 @@ _kubesup() {
             kubesup__subcmd__etcd__subcmd__help,remove)
                 cmd="kubesup__subcmd__etcd__subcmd__help__subcmd__remove"
                 ;;
+            kubesup__subcmd__help,backup)
+                cmd="kubesup__subcmd__help__subcmd__backup"
+                ;;
             kubesup__subcmd__help,certs)
                 cmd="kubesup__subcmd__help__subcmd__certs"
                 ;;
@@ -154,6 +175,9 @@ _kubesup() {
             kubesup__subcmd__help,reset)
                 cmd="kubesup__subcmd__help__subcmd__reset"
                 ;;
+            kubesup__subcmd__help,restore)
+                cmd="kubesup__subcmd__help__subcmd__restore"
+                ;;
             kubesup__subcmd__help,status)
                 cmd="kubesup__subcmd__help__subcmd__status"
                 ;;
@@ -171,6 +195,9 @@ _kubesup() {
                 ;;
             kubesup__subcmd__help,worker)
                 cmd="kubesup__subcmd__help__subcmd__worker"
+                ;;
+            kubesup__subcmd__help__subcmd__backup,list)
+                cmd="kubesup__subcmd__help__subcmd__backup__subcmd__list"
                 ;;
             kubesup__subcmd__help__subcmd__certs,check)
                 cmd="kubesup__subcmd__help__subcmd__certs__subcmd__check"
@@ -257,12 +284,126 @@ _kubesup() {
 
     case "${cmd}" in
         kubesup)
-            opts="-h -V --log-format --log --help --version master worker token etcd status certs fetch install uninstall reset config completions version supervise manpage help"
+            opts="-h -V --log-format --log --help --version master worker token etcd backup restore status certs fetch install uninstall reset config completions version supervise manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__backup)
+            opts="-o -h -V --config --data-dir --output --encrypt-key-file --log-format --log --help --version list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__backup__subcmd__help)
+            opts="list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__backup__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__backup__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__backup__subcmd__list)
+            opts="-h -V --config --data-dir --json --log-format --log --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1033,8 +1174,36 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__help)
-            opts="master worker token etcd status certs fetch install uninstall reset config completions version supervise manpage help"
+            opts="master worker token etcd backup restore status certs fetch install uninstall reset config completions version supervise manpage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__help__subcmd__backup)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__help__subcmd__backup__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1312,6 +1481,20 @@ _kubesup() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kubesup__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kubesup__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1517,7 +1700,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__install__subcmd__master)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --root --overwrite --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --root --overwrite --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1592,6 +1775,18 @@ _kubesup() {
                     return 0
                     ;;
                 --ignore-preflight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1751,7 +1946,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__master)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1829,6 +2024,18 @@ _kubesup() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --join)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1845,7 +2052,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__reset)
-            opts="-y -h -V --config --data-dir --yes --log-format --log --help --version"
+            opts="-y -h -V --config --data-dir --yes --force --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1856,6 +2063,100 @@ _kubesup() {
                     return 0
                     ;;
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kubesup__subcmd__restore)
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --force --encrypt-key-file --log-format --log --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --advertise)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kube-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pod-cidr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service-cidr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-domain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --api-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --join-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --schedulable)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extra-sans)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encrypt-key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1953,7 +2254,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__token__subcmd__create)
-            opts="-h -V --config --data-dir --ttl --description --log-format --log --help --version"
+            opts="-h -V --config --data-dir --role --ttl --description --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1965,6 +2266,10 @@ _kubesup() {
                     ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -W "master worker" -- "${cur}"))
                     return 0
                     ;;
                 --ttl)

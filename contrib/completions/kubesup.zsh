@@ -50,10 +50,14 @@ _arguments "${_arguments_options[@]}" : \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
 '*--ignore-preflight=[Skip a preflight check by name (repeatable; \`all\` skips every check)]:NAME:_default' \
+'--join=[Join the control plane of an existing cluster through the join API of any of its masters, e.g. https\://10.0.0.1\:9443, with a token from \`kubesup token create --role master\`. Only read while this data dir holds no etcd data\: once it does, this master is a member, and running it again resumes or restarts that member]:URL:_default' \
+'--token=[Control-plane join token (prefer --token-file or KUBESUP_TOKEN\: flags are visible in the process list)]:TOKEN:_default' \
+'(--token)--token-file=[File holding the control-plane join token]:FILE:_files' \
 '--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
 '--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
 '--insecure-skip-verify[Run binaries whose checksum could not be verified. Dangerous; logged loudly]' \
 '--force[Let a node name that already joined rejoin with a new key (after \`kubectl delete node\` and \`kubesup reset\` on a reinstalled machine)]' \
+'(--join)--cluster-reset[Lost quorum\: start this master'\''s etcd once as a one-member cluster from its own data (etcd'\''s --force-new-cluster). Recorded in the data dir, so a later start with the flag still given does not reset again. The other masters then \`kubesup reset\` and join again]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
@@ -114,7 +118,8 @@ _arguments "${_arguments_options[@]}" : \
 _arguments "${_arguments_options[@]}" : \
 '--config=[]:FILE:_files' \
 '--data-dir=[]:DIR:_files' \
-'--ttl=[Lifetime; \`0\` means never expires and must be asked for explicitly]:DURATION:_default' \
+'--role=[What the token joins\: \`worker\` nodes, or \`master\`s of the control plane (a master token is handed the cluster'\''s CA keys; create one only on a master, and only when you are about to use it)]:ROLE:(master worker)' \
+'--ttl=[Lifetime; \`0\` means never expires and must be asked for explicitly. Default\: 24h for a worker token, 1h for a master token]:DURATION:_default' \
 '--description=[]:TEXT:_default' \
 '--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
 '--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
@@ -261,6 +266,101 @@ esac
         esac
     ;;
 esac
+;;
+(backup)
+_arguments "${_arguments_options[@]}" : \
+'--config=[]:FILE:_files' \
+'--data-dir=[]:DIR:_files' \
+'-o+[Write the archive here \[default\: the backup dir, named by time and etcd revision\]]:FILE:_files' \
+'--output=[Write the archive here \[default\: the backup dir, named by time and etcd revision\]]:FILE:_files' \
+'--encrypt-key-file=[Encrypt the archive (AES-256-GCM) with the key in this file (at least 32 random bytes, e.g. \`head -c 32 /dev/urandom | base64\`). Keep it apart from the backups\: restore needs it]:FILE:_files' \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+":: :_kubesup__subcmd__backup_commands" \
+"*::: :->backup" \
+&& ret=0
+
+    case $state in
+    (backup)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-backup-command-$line[1]:"
+        case $line[1] in
+            (list)
+_arguments "${_arguments_options[@]}" : \
+'--config=[]:FILE:_files' \
+'--data-dir=[]:DIR:_files' \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'--json[Print JSON instead of a table]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+":: :_kubesup__subcmd__backup__subcmd__help_commands" \
+"*::: :->help" \
+&& ret=0
+
+    case $state in
+    (help)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-backup-help-command-$line[1]:"
+        case $line[1] in
+            (list)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+(help)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
+        esac
+    ;;
+esac
+;;
+(restore)
+_arguments "${_arguments_options[@]}" : \
+'--config=[Config file (YAML); overridden by KUBESUP_* variables, then flags \[default\: /etc/kubesup/config.yaml if it exists\]]:FILE:_files' \
+'--data-dir=[Where kubesup keeps binaries, PKI, etcd data, logs and state \[default\: /var/lib/kubesup\]]:DIR:_files' \
+'--advertise=[The address other nodes reach this node on]:IP:_default' \
+'--node-name=[Node name \[default\: the hostname, lowercased\]]:NAME:_default' \
+'--kube-version=[Kubernetes version to fetch and run \[default\: v1.37.1\]]:vX.Y.Z:_default' \
+'--mirror=[Release mirror\: https\://, http\://, file\:// or a directory, in the upstream path layout]:URL:_default' \
+'--pod-cidr=[Pod network \[default\: 10.2.0.0/16\]]:CIDR:_default' \
+'--service-cidr=[Service network; its first address is the API service IP \[default\: 10.3.0.0/24\]]:CIDR:_default' \
+'--cluster-dns=[Cluster DNS service IP, inside the service network \[default\: 10.3.0.10\]]:IP:_default' \
+'--cluster-domain=[Cluster DNS domain \[default\: cluster.local\]]:DOMAIN:_default' \
+'--api-port=[kube-apiserver secure port \[default\: 6443\]]:PORT:_default' \
+'--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
+'--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
+'--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
+'*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
+'--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
+'--encrypt-key-file=[The key file the archive was encrypted with]:FILE:_files' \
+'--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
+'--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
+'--insecure-skip-verify[Run binaries whose checksum could not be verified. Dangerous; logged loudly]' \
+'--force[Restore over a data dir that holds a node\: its old state is moved aside (kept, and its path printed), never deleted]' \
+'-h[Print help]' \
+'--help[Print help]' \
+'-V[Print version]' \
+'--version[Print version]' \
+':file -- The archive from `kubesup backup`:_files' \
+&& ret=0
 ;;
 (status)
 _arguments "${_arguments_options[@]}" : \
@@ -470,11 +570,15 @@ _arguments "${_arguments_options[@]}" : \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
 '*--ignore-preflight=[Skip a preflight check by name (repeatable; \`all\` skips every check)]:NAME:_default' \
+'--join=[Join the control plane of an existing cluster through the join API of any of its masters, e.g. https\://10.0.0.1\:9443, with a token from \`kubesup token create --role master\`. Only read while this data dir holds no etcd data\: once it does, this master is a member, and running it again resumes or restarts that member]:URL:_default' \
+'--token=[Control-plane join token (prefer --token-file or KUBESUP_TOKEN\: flags are visible in the process list)]:TOKEN:_default' \
+'(--token)--token-file=[File holding the control-plane join token]:FILE:_files' \
 '--root=[Install below this directory instead of / (building an image); nothing is started]:DIR:_files' \
 '--log-format=[Log format of kubesup'\''s own output and of forwarded component output]:text|json:_default' \
 '--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
 '--insecure-skip-verify[Run binaries whose checksum could not be verified. Dangerous; logged loudly]' \
 '--force[Let a node name that already joined rejoin with a new key (after \`kubectl delete node\` and \`kubesup reset\` on a reinstalled machine)]' \
+'(--join)--cluster-reset[Lost quorum\: start this master'\''s etcd once as a one-member cluster from its own data (etcd'\''s --force-new-cluster). Recorded in the data dir, so a later start with the flag still given does not reset again. The other masters then \`kubesup reset\` and join again]' \
 '--overwrite[Replace an existing, different config or unit (the old file is kept as FILE.bak)]' \
 '-h[Print help]' \
 '--help[Print help]' \
@@ -567,6 +671,7 @@ _arguments "${_arguments_options[@]}" : \
 '--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
 '-y[Do not ask for confirmation]' \
 '--yes[Do not ask for confirmation]' \
+'--force[On a master of several\: reset even when taking its etcd member out would leave the others without a quorum, or when they cannot be reached]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \
@@ -778,6 +883,30 @@ _arguments "${_arguments_options[@]}" : \
     ;;
 esac
 ;;
+(backup)
+_arguments "${_arguments_options[@]}" : \
+":: :_kubesup__subcmd__help__subcmd__backup_commands" \
+"*::: :->backup" \
+&& ret=0
+
+    case $state in
+    (backup)
+        words=($line[1] "${words[@]}")
+        (( CURRENT += 1 ))
+        curcontext="${curcontext%:*:*}:kubesup-help-backup-command-$line[1]:"
+        case $line[1] in
+            (list)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
+        esac
+    ;;
+esac
+;;
+(restore)
+_arguments "${_arguments_options[@]}" : \
+&& ret=0
+;;
 (status)
 _arguments "${_arguments_options[@]}" : \
 && ret=0
@@ -906,6 +1035,8 @@ _kubesup_commands() {
 'worker:Join a cluster and run containerd, kubelet, kube-proxy and flannel' \
 'token:Create, list and delete join tokens (on a master)' \
 'etcd:List this cluster'\''s etcd members, or remove one whose machine is gone (on a master)' \
+'backup:Back up this master\: etcd'\''s snapshot, the cluster'\''s CA and service-account keys and its settings, in one archive (0600); or list the scheduled backups' \
+'restore:Restore a backup into an empty data dir, as a new one-member cluster with the same CAs; then \`kubesup master\` on that data dir brings the cluster back' \
 'status:Show every supervised component\: state, pid, uptime, restarts, readiness, memory, CPU' \
 'certs:Generate, check and rotate the cluster'\''s certificates' \
 'fetch:Download and verify every binary a node role needs, or make/load an air-gap bundle' \
@@ -920,6 +1051,37 @@ _kubesup_commands() {
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'kubesup commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__backup_commands] )) ||
+_kubesup__subcmd__backup_commands() {
+    local commands; commands=(
+'list:The backups in this master'\''s backup dir\: time, size, etcd revision' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'kubesup backup commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__backup__subcmd__help_commands] )) ||
+_kubesup__subcmd__backup__subcmd__help_commands() {
+    local commands; commands=(
+'list:The backups in this master'\''s backup dir\: time, size, etcd revision' \
+'help:Print this message or the help of the given subcommand(s)' \
+    )
+    _describe -t commands 'kubesup backup help commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__backup__subcmd__help__subcmd__help_commands] )) ||
+_kubesup__subcmd__backup__subcmd__help__subcmd__help_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup backup help help commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__backup__subcmd__help__subcmd__list_commands] )) ||
+_kubesup__subcmd__backup__subcmd__help__subcmd__list_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup backup help list commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__backup__subcmd__list_commands] )) ||
+_kubesup__subcmd__backup__subcmd__list_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup backup list commands' commands "$@"
 }
 (( $+functions[_kubesup__subcmd__certs_commands] )) ||
 _kubesup__subcmd__certs_commands() {
@@ -1079,6 +1241,8 @@ _kubesup__subcmd__help_commands() {
 'worker:Join a cluster and run containerd, kubelet, kube-proxy and flannel' \
 'token:Create, list and delete join tokens (on a master)' \
 'etcd:List this cluster'\''s etcd members, or remove one whose machine is gone (on a master)' \
+'backup:Back up this master\: etcd'\''s snapshot, the cluster'\''s CA and service-account keys and its settings, in one archive (0600); or list the scheduled backups' \
+'restore:Restore a backup into an empty data dir, as a new one-member cluster with the same CAs; then \`kubesup master\` on that data dir brings the cluster back' \
 'status:Show every supervised component\: state, pid, uptime, restarts, readiness, memory, CPU' \
 'certs:Generate, check and rotate the cluster'\''s certificates' \
 'fetch:Download and verify every binary a node role needs, or make/load an air-gap bundle' \
@@ -1093,6 +1257,18 @@ _kubesup__subcmd__help_commands() {
 'help:Print this message or the help of the given subcommand(s)' \
     )
     _describe -t commands 'kubesup help commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__help__subcmd__backup_commands] )) ||
+_kubesup__subcmd__help__subcmd__backup_commands() {
+    local commands; commands=(
+'list:The backups in this master'\''s backup dir\: time, size, etcd revision' \
+    )
+    _describe -t commands 'kubesup help backup commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__help__subcmd__backup__subcmd__list_commands] )) ||
+_kubesup__subcmd__help__subcmd__backup__subcmd__list_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup help backup list commands' commands "$@"
 }
 (( $+functions[_kubesup__subcmd__help__subcmd__certs_commands] )) ||
 _kubesup__subcmd__help__subcmd__certs_commands() {
@@ -1202,6 +1378,11 @@ _kubesup__subcmd__help__subcmd__reset_commands() {
     local commands; commands=()
     _describe -t commands 'kubesup help reset commands' commands "$@"
 }
+(( $+functions[_kubesup__subcmd__help__subcmd__restore_commands] )) ||
+_kubesup__subcmd__help__subcmd__restore_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup help restore commands' commands "$@"
+}
 (( $+functions[_kubesup__subcmd__help__subcmd__status_commands] )) ||
 _kubesup__subcmd__help__subcmd__status_commands() {
     local commands; commands=()
@@ -1308,6 +1489,11 @@ _kubesup__subcmd__master_commands() {
 _kubesup__subcmd__reset_commands() {
     local commands; commands=()
     _describe -t commands 'kubesup reset commands' commands "$@"
+}
+(( $+functions[_kubesup__subcmd__restore_commands] )) ||
+_kubesup__subcmd__restore_commands() {
+    local commands; commands=()
+    _describe -t commands 'kubesup restore commands' commands "$@"
 }
 (( $+functions[_kubesup__subcmd__status_commands] )) ||
 _kubesup__subcmd__status_commands() {

@@ -4,6 +4,7 @@
 //! Also here: what every subcommand shares to get going, [`Globals`] (the global flags),
 //! tracing set-up and the async runtime.
 
+pub mod backup;
 pub mod certs;
 pub mod completions;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod manpage;
 pub mod master;
 pub mod nodelb;
 pub mod reset;
+pub mod restore;
 pub mod status;
 pub mod supervise;
 pub mod token;

@@ -21,6 +21,9 @@ pub struct EtcdCluster {
     pub join_initial_cluster: Option<String>,
     /// The cluster has more than one member: etcd's default election timing.
     pub multi_member: bool,
+    /// `kubesup master --cluster-reset`, on the one start it applies to
+    /// ([`crate::backup::reset`]): `--force-new-cluster`, this member alone from its own data.
+    pub force_new_cluster: bool,
 }
 
 pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
@@ -78,6 +81,9 @@ pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
         // a lost leader from a slow one.
         args.push(flag("heartbeat-interval", 100));
         args.push(flag("election-timeout", 500));
+    }
+    if ctx.etcd_cluster.force_new_cluster {
+        args.push(flag("force-new-cluster", true));
     }
     // etcd 3.6 removed the v2 store; 3.4 and 3.5 serve it only when asked.
     let etcd_has_v2 = KubeVersion::parse(&ctx.etcd_version).is_some_and(|v| !v.at_least(3, 6));

@@ -52,6 +52,7 @@ pub struct RawConfig {
     pub kubelet: RawKubelet,
     pub join: RawJoin,
     pub dns: RawDns,
+    pub backup: RawBackup,
     /// Extra flags appended to a component's command line, keyed by component name.
     pub extra_args: BTreeMap<String, Vec<String>>,
 }
@@ -145,6 +146,28 @@ pub struct RawDns {
     pub replicas: i64,
 }
 
+/// Scheduled backups of a master (made on the etcd leader's master only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RawBackup {
+    /// How often, e.g. `6h`; `off` makes none.
+    pub schedule: String,
+    /// How many scheduled backups to keep; older ones are removed.
+    pub keep: i64,
+    /// Where they go. Unset: `<data-dir>/backups`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for RawBackup {
+    fn default() -> Self {
+        Self {
+            schedule: "6h".into(),
+            keep: 14,
+            dir: None,
+        }
+    }
+}
+
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
@@ -172,6 +195,7 @@ impl Default for RawConfig {
             kubelet: RawKubelet::default(),
             join: RawJoin::default(),
             dns: RawDns::default(),
+            backup: RawBackup::default(),
             extra_args: BTreeMap::new(),
         }
     }

@@ -45,6 +45,7 @@ pub struct Config {
     pub containerd: ContainerdSettings,
     pub kubelet: KubeletSettings,
     pub dns: DnsSettings,
+    pub backup: BackupSettings,
     pub extra_args: BTreeMap<Component, Vec<String>>,
 }
 
@@ -122,6 +123,16 @@ pub struct DnsSettings {
     pub enabled: bool,
     pub image: String,
     pub replicas: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSettings {
+    /// `None`: scheduled backups are off.
+    pub schedule: Option<Duration>,
+    /// At least 1.
+    pub keep: usize,
+    /// Absolute.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -18,9 +18,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    Config, ConfigError, ContainerdSettings, DEFAULT_DATA_DIR, DnsSettings, FetchSettings,
-    KubeletSettings, LogFormat, PkiSettings, Ports, Problems, RawConfig, RawContainerd, RawDns,
-    RawFetch, RawJoin, RawKubelet, RawPki, RawSupervisor, SupervisorSettings,
+    BackupSettings, Config, ConfigError, ContainerdSettings, DEFAULT_DATA_DIR, DnsSettings,
+    FetchSettings, KubeletSettings, LogFormat, PkiSettings, Ports, Problems, RawBackup, RawConfig,
+    RawContainerd, RawDns, RawFetch, RawJoin, RawKubelet, RawPki, RawSupervisor,
+    SupervisorSettings,
 };
 use crate::model::{Component, DEFAULT_KUBE_VERSION, KeyType, KubeVersion, Network};
 use crate::paths::Paths;
@@ -50,6 +51,7 @@ impl RawConfig {
         let extra_args = extra_args(&mut p, &self.extra_args);
         join(&mut p, &self.join);
         let kubelet = kubelet(&mut p, &self.kubelet);
+        let backup = backup(&mut p, &self.backup, &self.data_dir);
 
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p));
@@ -84,6 +86,7 @@ impl RawConfig {
             containerd,
             kubelet,
             dns: dns.ok_or_else(missing)?,
+            backup: backup.ok_or_else(missing)?,
             extra_args: extra_args.ok_or_else(missing)?,
         })
     }
@@ -609,6 +612,52 @@ fn kubelet(p: &mut Problems, raw: &RawKubelet) -> KubeletSettings {
     }
 }
 
+/// The `backup` section: a period of at least 10 s (or `off`), a count of at least one to
+/// keep (keeping none would delete each backup as it is made), and an absolute dir
+/// (`<data-dir>/backups` unset).
+fn backup(p: &mut Problems, raw: &RawBackup, data_dir: &Path) -> Option<BackupSettings> {
+    let schedule = match raw.schedule.trim() {
+        "off" | "none" | "0" => Some(None),
+        s => match humantime::parse_duration(s) {
+            Ok(d) if d < Duration::from_secs(10) => {
+                p.push(
+                    "backup.schedule",
+                    format!("{s} is shorter than 10s; use e.g. 6h, or off"),
+                );
+                None
+            }
+            Ok(d) => Some(Some(d)),
+            Err(e) => {
+                p.push(
+                    "backup.schedule",
+                    format!("{s:?} is not a duration ({e}); write e.g. 6h, 30m, or off"),
+                );
+                None
+            }
+        },
+    };
+    let keep = bounded(p, "backup.keep", raw.keep, 1..=10_000, "must be 1-10000");
+    let dir = match &raw.dir {
+        Some(d) if !d.is_absolute() => {
+            p.push(
+                "backup.dir",
+                format!(
+                    "{:?} is relative; use an absolute path",
+                    d.display().to_string()
+                ),
+            );
+            None
+        }
+        Some(d) => Some(d.clone()),
+        None => Some(Paths::new(data_dir).backup_dir()),
+    };
+    Some(BackupSettings {
+        schedule: schedule?,
+        keep: keep?,
+        dir: dir?,
+    })
+}
+
 /// A count from the file in its type and range: `TryFrom` refuses what the type cannot hold
 /// (a negative count, say), `range` what the setting does not allow; both read as `message`.
 fn bounded<T>(
@@ -732,11 +781,38 @@ mod tests {
         assert_eq!(c.network, Network::Flannel);
     }
 
+    #[test]
+    fn backups_default_to_six_hours_fourteen_kept_in_the_data_dir() {
+        let c = RawConfig::default().validate().unwrap();
+        assert_eq!(c.backup.schedule, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(c.backup.keep, 14);
+        assert_eq!(c.backup.dir, Path::new(DEFAULT_DATA_DIR).join("backups"));
+        let c = RawConfig::from_yaml("backup: {schedule: \"off\", dir: /srv/b}")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.backup.schedule, None);
+        assert_eq!(c.backup.dir, Path::new("/srv/b"));
+    }
+
     /// The table of bad configs: each must be refused with a message naming the field and the
     /// fix. This is the documentation of what `validate` checks.
     #[test]
     fn bad_configs_are_refused_with_a_named_field() {
         let table: &[(&str, &str)] = &[
+            (
+                "backup: {schedule: 2s}",
+                "backup.schedule: 2s is shorter than 10s",
+            ),
+            (
+                "backup: {schedule: often}",
+                "backup.schedule: \"often\" is not a duration",
+            ),
+            ("backup: {keep: 0}", "backup.keep: must be 1-10000"),
+            (
+                "backup: {dir: backups}",
+                "backup.dir: \"backups\" is relative",
+            ),
             (
                 "join: {url: http://10.0.0.1:9443}",
                 "join.url: \"http://10.0.0.1:9443\" is not an https:// URL",

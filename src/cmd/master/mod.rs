@@ -61,6 +61,8 @@ pub enum MasterError {
     Token(#[from] crate::cmd::jointoken::JoinTokenError),
     #[error(transparent)]
     ApiLb(#[from] crate::apilb::ApiLbError),
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     #[error(
         "this master's etcd member {id} was removed from the cluster, so its data in {} is of no \
          use and it must not start: run `kubesup reset`, then join again with `kubesup master \
@@ -80,6 +82,7 @@ impl crate::errors::Exit for MasterError {
             Self::Setup(e) => e.exit_code(),
             Self::Join(e) => e.exit_code(),
             Self::Token(e) => e.exit_code(),
+            Self::Backup(e) => e.exit_code(),
             _ => crate::errors::EXIT_FAILURE,
         }
     }
@@ -124,6 +127,7 @@ pub fn run(a: MasterArgs, g: &Globals) -> Result<(), MasterError> {
         ignore_preflight: a.ignore_preflight,
         force: a.force,
         token,
+        cluster_reset: a.cluster_reset,
     };
     crate::cmd::runtime()?.block_on(serve(cfg, raw, start, opts, reload_config))
 }
@@ -132,6 +136,8 @@ struct Options {
     ignore_preflight: Vec<String>,
     force: bool,
     token: Option<crate::join::token::Token>,
+    /// `--cluster-reset` (see [`crate::backup::reset`]).
+    cluster_reset: bool,
 }
 
 /// Brings the control plane up and keeps it up until told to stop.
@@ -205,6 +211,8 @@ async fn serve(
     }
 
     let record = membership::read_record(&cfg.paths);
+    // --cluster-reset: once per data dir, recorded before etcd starts (backup::reset).
+    let force_new_cluster = crate::backup::reset::take(&cfg.paths, opts.cluster_reset)?;
     let etcd_cluster = match &start {
         join::Start::Join { .. } => {
             let joined =
@@ -216,11 +224,13 @@ async fn serve(
             components::EtcdCluster {
                 join_initial_cluster: Some(initial),
                 multi_member: true,
+                force_new_cluster: false,
             }
         }
         _ => components::EtcdCluster {
             join_initial_cluster: None,
             multi_member: record.multi_member,
+            force_new_cluster,
         },
     };
     let planned_multi = etcd_cluster.multi_member;
@@ -249,6 +259,20 @@ async fn serve(
             })
         }));
     }
+    // Scheduled backups (backup.schedule), made only where the etcd leader is.
+    {
+        let cfg = cfg.clone();
+        hooks.push(Box::new(move |sup: &Supervisor| {
+            let ready = sup.ready_watch(Component::Etcd.name());
+            Box::pin(async move {
+                if let Some(mut r) = ready {
+                    let _ = r.wait_for(|v| *v).await;
+                }
+                let tls = crate::cmd::healthcheck_tls(&cfg.paths.pki());
+                crate::backup::schedule(cfg, tls).await;
+            })
+        }));
+    }
 
     // A schedulable master's kubelet and kube-proxy reach every API server through the
     // node-local balancer, as a worker's do; its own API server is where the list starts and
@@ -274,6 +298,8 @@ async fn serve(
         let etcd_cluster = components::EtcdCluster {
             join_initial_cluster: joining_initial.clone(),
             multi_member: membership::read_record(&cfg.paths).multi_member,
+            // A reload never resets: the reset was the first start's, once.
+            force_new_cluster: false,
         };
         let specs = master_build(
             cfg,
