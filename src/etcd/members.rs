@@ -580,16 +580,19 @@ impl MembersError {
     }
 }
 
-/// gRPC's status codes for "not now" (grpc/doc/statuscodes.md): UNAVAILABLE, DEADLINE_EXCEEDED.
-const GRPC_UNAVAILABLE: i32 = 14;
+/// gRPC's status codes for "not now" (grpc/doc/statuscodes.md): UNAVAILABLE, DEADLINE_EXCEEDED,
+/// and CANCELLED, which is what the client reports when its own request timeout expires (a
+/// membership change proposed while the leader is being replaced can wait out any timeout).
+const GRPC_CANCELLED: i32 = 1;
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
+const GRPC_UNAVAILABLE: i32 = 14;
 
 fn transient(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(status) => {
-            let code = i32::from(status.code());
-            code == GRPC_UNAVAILABLE || code == GRPC_DEADLINE_EXCEEDED
-        }
+        etcd_client::Error::GRpcStatus(status) => matches!(
+            i32::from(status.code()),
+            GRPC_CANCELLED | GRPC_DEADLINE_EXCEEDED | GRPC_UNAVAILABLE
+        ),
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
     }
