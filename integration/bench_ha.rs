@@ -20,7 +20,11 @@
 //!    totals. Target: at least 0.95x direct throughput, p99 at most 1 ms more. Then the worker's
 //!    kubesup resident memory with the balancer on.
 //!
-//! Run (root, test bed installed): `cargo bench --bench ha [-- KILLS [REQUESTS]]`.
+//! Run (root, test bed installed): `cargo bench --bench ha [-- KILLS [REQUESTS [CONNS]]]`.
+//! On this test bed the masters and the worker share the machine's cores: with CONNS
+//! connections in a closed loop the API servers saturate them, and every request through the
+//! balancer also waits for the balancer's process to be scheduled. CONNS=1 keeps the cores
+//! partly idle, which is closer to a worker on a machine of its own.
 //! Every wait is bounded; everything started is stopped on the way out, also on a panic.
 
 #![allow(
@@ -117,6 +121,7 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
     let kills: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let requests: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3000);
+    let conns: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4).max(1);
     let Some(tb) = Testbed::get() else { return };
     let fx = ThreeMasters::new(&tb, "bha", &IPS);
     let nodes = &fx.nodes;
@@ -328,7 +333,7 @@ fn main() {
     }
 
     // 3. The balancer's cost.
-    println!("GET /version, {requests} requests a round over {CONNS} keep-alive connections:");
+    println!("GET /version, {requests} requests a round over {conns} keep-alive connections:");
     let mut totals = [(0usize, Duration::ZERO), (0usize, Duration::ZERO)];
     let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
     for round in 0..=ROUNDS * 2 {
@@ -342,9 +347,11 @@ fn main() {
                 .map(|ip| format!("https://{ip}:6443"))
                 .collect()
         };
-        let (elapsed, mut l) = in_netns(&ns_names[3], move || load(&admin, &targets, requests))
-            .join()
-            .unwrap();
+        let (elapsed, mut l) = in_netns(&ns_names[3], move || {
+            load(&admin, &targets, requests, conns)
+        })
+        .join()
+        .unwrap();
         // Round 0 warms both paths' connections and caches up: not counted.
         if round == 0 {
             continue;
@@ -384,18 +391,21 @@ fn main() {
     drop(fx);
 }
 
-const CONNS: usize = 4;
-
-/// `requests` GETs of /version over [`CONNS`] keep-alive connections, connection i to
+/// `requests` GETs of /version over `conns` keep-alive connections, connection i to
 /// `targets[i % len]`, each sending its next request when the last answer is in. Returns the
 /// wall time and every request's latency.
-fn load(admin: &Path, targets: &[String], requests: usize) -> (Duration, Vec<Duration>) {
+fn load(
+    admin: &Path,
+    targets: &[String],
+    requests: usize,
+    conns: usize,
+) -> (Duration, Vec<Duration>) {
     let rt = runtime();
-    let per = requests / CONNS;
+    let per = requests / conns;
     rt.block_on(async {
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for i in 0..CONNS {
+        for i in 0..conns {
             // A client each: its own keep-alive connection.
             let client = admin_client(admin, Duration::from_secs(10));
             let url = format!("{}/version", targets[i % targets.len()]);
