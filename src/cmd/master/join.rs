@@ -274,7 +274,10 @@ pub async fn add_member(
     // An etcd that does not answer for a moment is expected here: the first master restarts
     // its etcd with multi-member election timing as soon as a learner appears (the other
     // joiner's, or this one's), and a leader election may be under way. Asked again, boundedly.
-    let not_now = Backoff::exponential(Duration::from_millis(500), Duration::from_secs(5));
+    // A short cap: etcd refuses a member add as "unhealthy cluster" until every voter has been
+    // connected for 5 s (its strict reconfiguration check), so the second joiner asks again
+    // right after a promotion, and a wait that overshoots that moment is pure join time.
+    let not_now = Backoff::exponential(Duration::from_millis(250), Duration::from_secs(1));
     let mut unanswered = 0;
     // Bounded: each wait for another learner ends when it is promoted or removed as stuck
     // (LearnerPolicy::max_stall); a steady stream of other joiners is the one way to spin,
@@ -362,10 +365,10 @@ pub async fn add_member(
     }))
 }
 
-/// How many times in one join the cluster's etcd may fail to answer (with the backoff's 5 s
-/// cap, a few minutes of an etcd that restarts or elects) before the join gives up and says so;
-/// run again, it resumes.
-const MAX_UNANSWERED: u32 = 40;
+/// How many times in one join the cluster's etcd may fail to answer (with the backoff's 1 s
+/// cap, about two minutes of an etcd that restarts or elects) before the join gives up and
+/// says so; run again, it resumes.
+const MAX_UNANSWERED: u32 = 120;
 
 impl From<JoinError> for MasterError {
     fn from(e: JoinError) -> Self {
