@@ -27,8 +27,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ha::{
-    Frozen, ThreeMasters, etcdctl_members, join_url, kubesup_in, lease, members, start, text,
-    voters,
+    Frozen, ThreeMasters, assert_lease_renewed, etcdctl_members, join_url, kubesup_in, lease,
+    members, start, text, voters,
 };
 use common::{Kubesup, Testbed, kubectl, kubesup_bin, node_ready, run_bounded, wait_for};
 use nix::sys::signal::Signal;
@@ -242,15 +242,13 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         "with a master hung, a write succeeded after {:?}",
         t_hang.elapsed()
     );
-    let renew_seen = lease(&tb, ns(0), &kc0, "kube-node-lease", "it-hw", "renewTime");
-    let renewed = wait_for(Duration::from_secs(60), || {
-        let now = lease(&tb, ns(0), &kc0, "kube-node-lease", "it-hw", "renewTime");
-        (!now.is_empty() && now != renew_seen).then_some(())
-    });
-    assert!(
-        renewed.is_some(),
-        "the worker's lease was not renewed with a master hung\n{}",
-        worker.log_tail(40)
+    assert_lease_renewed(
+        &tb,
+        ns(0),
+        &kc0,
+        "it-hw",
+        "with a master hung",
+        &worker.log_tail(40),
     );
     assert!(node_ready(&tb, ns(0), &kc0, "it-hw"));
     // SIGCONT: the master is back in service, nothing lost, and nothing restarted in a panic
@@ -302,15 +300,13 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
     assert!(created.is_some(), "no write through the remaining masters");
     eprintln!("a write succeeded {:?} after the kill", t_kill.elapsed());
     // The worker keeps renewing its lease, through its load balancer, and stays Ready.
-    let renew_seen = lease(&tb, ns(1), &kc1, "kube-node-lease", "it-hw", "renewTime");
-    let renewed = wait_for(Duration::from_secs(60), || {
-        let now = lease(&tb, ns(1), &kc1, "kube-node-lease", "it-hw", "renewTime");
-        (!now.is_empty() && now != renew_seen).then_some(())
-    });
-    assert!(
-        renewed.is_some(),
-        "the worker's lease was not renewed after the kill\n{}",
-        worker.log_tail(40)
+    assert_lease_renewed(
+        &tb,
+        ns(1),
+        &kc1,
+        "it-hw",
+        "after the kill",
+        &worker.log_tail(40),
     );
     assert!(node_ready(&tb, ns(1), &kc1, "it-hw"));
     assert_eq!(phase(&kc1, 1), "Running");

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::config::ConfigError;
+use crate::model::Component;
 use crate::paths::Paths;
 use crate::pki::PkiError;
 use crate::plan::BuildError;
@@ -51,6 +52,23 @@ pub struct Daemon {
 /// A task that runs beside the supervisor once it has started (e.g. applying add-ons when
 /// the API server is ready). It gets the supervisor's readiness watches.
 pub type Hook = Box<dyn FnOnce(&Supervisor) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// A hook that runs `task` once `component` is first ready (at once if kubesup does not
+/// supervise it): most of a node's side work waits for etcd, the API server or kubelet.
+pub fn once_ready<Fut>(component: Component, task: impl FnOnce() -> Fut + Send + 'static) -> Hook
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |sup: &Supervisor| {
+        let ready = sup.ready_watch(component.name());
+        Box::pin(async move {
+            if let Some(mut r) = ready {
+                let _ = r.wait_for(|v| *v).await;
+            }
+            task().await;
+        })
+    })
+}
 
 /// Rebuilds the child specs from the (re-read) configuration on SIGHUP.
 pub type Reload = Box<dyn FnMut() -> Result<Vec<ChildSpec>, ReloadError> + Send>;

@@ -151,6 +151,27 @@ pub fn write_token(dir: &Path, name: &str, token: &str) -> String {
     f.to_string_lossy().into_owned()
 }
 
+/// Waits (60 s at most) until node `node`'s lease has been renewed since this call, as the API
+/// server at `kc` (asked from `ns`) reports it; panics with `context` and `log` otherwise.
+pub fn assert_lease_renewed(
+    tb: &Testbed,
+    ns: &Netns,
+    kc: &Path,
+    node: &str,
+    context: &str,
+    log: &str,
+) {
+    let seen = lease(tb, ns, kc, "kube-node-lease", node, "renewTime");
+    let renewed = super::wait_for(Duration::from_secs(60), || {
+        let now = lease(tb, ns, kc, "kube-node-lease", node, "renewTime");
+        (!now.is_empty() && now != seen).then_some(())
+    });
+    assert!(
+        renewed.is_some(),
+        "the lease of {node} was not renewed {context}\n{log}"
+    );
+}
+
 /// Processes stopped with SIGSTOP, continued (SIGCONT) on drop: also when the test fails
 /// while they are stopped, so that the cleanup's SIGTERM can reach them.
 pub struct Frozen(Vec<i32>);

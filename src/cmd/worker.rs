@@ -22,7 +22,7 @@ use crate::cli::WorkerArgs;
 use crate::cmd::jointoken::{self, JoinTokenError, TokenSource};
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
-use crate::daemon::{Daemon, Hook, Reload};
+use crate::daemon::{Daemon, Hook, Reload, once_ready};
 use crate::fsutil;
 use crate::join::ClusterInfo;
 use crate::join::client::{self, ClientError, Joined};
@@ -524,25 +524,19 @@ async fn serve(
     let hooks: Vec<Hook> = vec![balancer, renewal, {
         let cfg = cfg.clone();
         let server = lb::url(lb_port);
-        Box::new(move |sup: &Supervisor| {
-            let kubelet = sup.ready_watch(Component::Kubelet.name());
-            Box::pin(async move {
-                if let Some(mut r) = kubelet {
-                    let _ = r.wait_for(|v| *v).await;
+        once_ready(Component::Kubelet, move || async move {
+            let pki = cfg.paths.pki();
+            let creds = Credentials {
+                ca: pki.ca().cert,
+                cert: pki.kubelet_client().cert,
+                key: pki.kubelet_client().key,
+            };
+            match Kube::new(&server, &creds) {
+                Ok(kube) => crate::network::ensure_cni_config(&cfg, &kube).await,
+                Err(e) => {
+                    warn!(error = %crate::errors::chain(&e), "cannot build the API client; no CNI config")
                 }
-                let pki = cfg.paths.pki();
-                let creds = Credentials {
-                    ca: pki.ca().cert,
-                    cert: pki.kubelet_client().cert,
-                    key: pki.kubelet_client().key,
-                };
-                match Kube::new(&server, &creds) {
-                    Ok(kube) => crate::network::ensure_cni_config(&cfg, &kube).await,
-                    Err(e) => {
-                        warn!(error = %crate::errors::chain(&e), "cannot build the API client; no CNI config")
-                    }
-                }
-            })
+            }
         })
     }];
 

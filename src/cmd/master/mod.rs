@@ -26,7 +26,7 @@ use crate::cli::MasterArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::components;
 use crate::config::{Config, ConfigError};
-use crate::daemon::{Daemon, Hook, Reload};
+use crate::daemon::{Daemon, Hook, Reload, once_ready};
 use crate::fetch::{self, FetchedSet};
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, Network, NodeRole};
@@ -249,28 +249,16 @@ async fn serve(
     let mut hooks = hooks(&cfg, advertise, &build.manifest, opts.force);
     {
         let cfg = cfg.clone();
-        hooks.push(Box::new(move |sup: &Supervisor| {
-            let ready = sup.ready_watch(Component::Etcd.name());
-            Box::pin(async move {
-                if let Some(mut r) = ready {
-                    let _ = r.wait_for(|v| *v).await;
-                }
-                membership::watch(cfg, voter_tx, planned_multi).await;
-            })
+        hooks.push(once_ready(Component::Etcd, move || {
+            membership::watch(cfg, voter_tx, planned_multi)
         }));
     }
     // Scheduled backups (backup.schedule), made only where the etcd leader is.
     {
         let cfg = cfg.clone();
-        hooks.push(Box::new(move |sup: &Supervisor| {
-            let ready = sup.ready_watch(Component::Etcd.name());
-            Box::pin(async move {
-                if let Some(mut r) = ready {
-                    let _ = r.wait_for(|v| *v).await;
-                }
-                let tls = crate::cmd::healthcheck_tls(&cfg.paths.pki());
-                crate::backup::schedule(cfg, tls).await;
-            })
+        hooks.push(once_ready(Component::Etcd, move || {
+            let tls = crate::cmd::healthcheck_tls(&cfg.paths.pki());
+            crate::backup::schedule(cfg, tls)
         }));
     }
 
@@ -380,41 +368,23 @@ fn hooks(
     {
         let cfg = cfg.clone();
         let manifest = manifest.clone();
-        hooks.push(Box::new(move |sup: &Supervisor| {
-            let ready = sup.ready_watch(Component::Etcd.name());
-            Box::pin(async move {
-                if let Some(mut r) = ready {
-                    let _ = r.wait_for(|v| *v).await;
-                }
-                crate::join::serve_on_master(cfg, advertise, manifest, force).await;
-            })
+        hooks.push(once_ready(Component::Etcd, move || {
+            crate::join::serve_on_master(cfg, advertise, manifest, force)
         }));
     }
 
     if cfg.network == Network::Flannel {
         let cfg = cfg.clone();
         let v2 = components::flannel_uses_etcd_v2(&manifest.flannel_version);
-        hooks.push(Box::new(move |sup: &Supervisor| {
-            let ready = sup.ready_watch(Component::Etcd.name());
-            Box::pin(async move {
-                if let Some(mut r) = ready {
-                    let _ = r.wait_for(|v| *v).await;
-                }
-                write_flannel(&cfg, v2).await;
-            })
+        hooks.push(once_ready(Component::Etcd, move || async move {
+            write_flannel(&cfg, v2).await
         }));
     }
 
     {
         let cfg = cfg.clone();
-        hooks.push(Box::new(move |sup: &Supervisor| {
-            let ready = sup.ready_watch(Component::KubeApiserver.name());
-            Box::pin(async move {
-                if let Some(mut r) = ready {
-                    let _ = r.wait_for(|v| *v).await;
-                }
-                apply_addons(&cfg).await;
-            })
+        hooks.push(once_ready(Component::KubeApiserver, move || async move {
+            apply_addons(&cfg).await
         }));
     }
 
