@@ -367,8 +367,9 @@ impl Kubesup {
     pub fn assert_running(&self) {
         assert!(
             self.running(),
-            "kubesup (pid {}) exited\n{}",
+            "kubesup (pid {}) exited ({})\n{}",
             self.pid(),
+            zombie_status(self.pid()),
             self.log_tail(40)
         );
     }
@@ -493,4 +494,20 @@ pub fn node_ready(tb: &Testbed, ns: &Netns, kc: &Path, node: &str) -> bool {
         ],
     );
     String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
+/// How an exited, not yet reaped child ended, from its zombie's `/proc/PID/stat` (the wait
+/// status is field 52, `exit_code`, since Linux 3.5): a process killed by a signal prints no
+/// last line of its own.
+pub fn zombie_status(pid: i32) -> String {
+    let Some(status) = proc_stat(pid)
+        .and_then(|f| f.get(49).cloned())
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return "exit status unknown".into();
+    };
+    match status & 0x7f {
+        0 => format!("exit code {}", (status >> 8) & 0xff),
+        sig => format!("killed by signal {sig}"),
+    }
 }
