@@ -100,6 +100,24 @@ fn same(given: &str, cluster: &str) -> bool {
     given.trim_start_matches('v') == cluster.trim_start_matches('v')
 }
 
+/// The settings the unit tests of the modules that carry them use (a joined master's record,
+/// a backup's manifest).
+#[cfg(test)]
+impl ClusterSettings {
+    pub fn sample() -> Self {
+        Self {
+            kube_version: "v1.20.2".into(),
+            pod_cidr: "10.2.0.0/16".into(),
+            service_cidr: "10.3.0.0/24".into(),
+            api_service_ip: "10.3.0.1".into(),
+            cluster_dns: "10.3.0.10".into(),
+            cluster_domain: "cluster.local".into(),
+            network: "none".into(),
+            api_port: 6443,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

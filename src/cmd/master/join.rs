@@ -383,16 +383,7 @@ mod tests {
     fn recorded() -> JoinedCluster {
         JoinedCluster {
             join_url: "https://10.0.0.1:9443".into(),
-            settings: ClusterSettings {
-                kube_version: "v1.20.2".into(),
-                pod_cidr: "10.2.0.0/16".into(),
-                service_cidr: "10.3.0.0/24".into(),
-                api_service_ip: "10.3.0.1".into(),
-                cluster_dns: "10.3.0.10".into(),
-                cluster_domain: "cluster.local".into(),
-                network: "none".into(),
-                api_port: 6443,
-            },
+            settings: ClusterSettings::sample(),
             etcd_client_urls: vec!["https://10.0.0.1:2379".into()],
         }
     }
