@@ -959,6 +959,13 @@ mod tests {
             ),
             ("WorkerError::Join", Box::new(WorkerError::Join(client()))),
             (
+                "WorkerError::Binaries",
+                Box::new(WorkerError::Binaries {
+                    master: "https://10.0.0.1:9443".into(),
+                    source: client(),
+                }),
+            ),
+            (
                 "WorkerError::Identity",
                 Box::new(WorkerError::Identity {
                     path: p("/var/lib/kubesup/join/node.json"),

@@ -182,6 +182,14 @@ pub fn ports(cfg: &Config, comps: &[Component]) -> Vec<(&'static str, u16)> {
     out
 }
 
+/// True when the node runs pods and has no containerd of its own (none configured, none on
+/// the PATH): then containerd, runc and the CNI plugins are fetched like the rest.
+pub fn needs_runtime(cfg: &Config, role: NodeRole) -> bool {
+    role.runs_pods()
+        && cfg.containerd.binary.is_none()
+        && crate::preflight::which("containerd").is_none()
+}
+
 /// Fetches (or finds in the cache) every binary this node needs, and the release manifest
 /// that chose them.
 pub async fn fetch_binaries(
@@ -191,10 +199,7 @@ pub async fn fetch_binaries(
     let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
     let manifest = fetcher.manifest(&cfg.kube_version)?;
     let mut artifacts = fetch::needed_artifacts(role, cfg.network);
-    if role.runs_pods()
-        && cfg.containerd.binary.is_none()
-        && crate::preflight::which("containerd").is_none()
-    {
+    if needs_runtime(cfg, role) {
         artifacts.extend(fetch::Artifact::RUNTIME);
     }
     let set = fetcher.fetch(&cfg.kube_version, &artifacts).await?;

@@ -8,8 +8,9 @@
 //!
 //! A restarted worker finds its identity and needs no token. Cluster-wide settings (pod and
 //! service CIDRs, DNS, domain, network, Kubernetes version) come from the master's answer and
-//! override the local config, so a worker cannot disagree with its cluster; `mirror` set
-//! locally wins, since how a node reaches its binaries is local.
+//! override the local config, so a worker cannot disagree with its cluster. Its binaries come
+//! from its master over the join API, unless it set a `mirror` of its own: how a node reaches
+//! its binaries is local.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -23,14 +24,16 @@ use crate::cmd::jointoken::{self, JoinTokenError, TokenSource};
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError, Problems, RawConfig};
 use crate::daemon::{Daemon, Hook, Reload, once_ready};
+use crate::fetch::{FetchOptions, FetchedSet, Fetcher, MasterFiles, ReleaseManifest};
 use crate::fsutil;
 use crate::join::ClusterInfo;
+use crate::join::binaries::BinariesRequest;
 use crate::join::client::{self, ClientError, Joined};
 use crate::kube::{Credentials, Kube};
 use crate::model::{Component, NodeRole};
 use crate::paths::{KubeconfigUser, Paths};
 use crate::pki::{Leaf, next_renewal_of};
-use crate::plan::{Build, BuildError, fetch_binaries, ports};
+use crate::plan::{Build, BuildError, fetch_binaries, needs_runtime, ports};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
 use crate::cmd::nodelb as lb;
@@ -46,6 +49,12 @@ pub enum WorkerError {
     Setup(#[from] SetupError),
     #[error("cannot join the cluster")]
     Join(#[from] ClientError),
+    #[error("cannot get this node's binaries from its master {master}")]
+    Binaries {
+        master: String,
+        #[source]
+        source: ClientError,
+    },
     #[error(
         "this node's identity in {path} is incomplete or unreadable ({reason}); run `kubesup reset` and join again with a new token"
     )]
@@ -414,10 +423,93 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
     raw.node_name = Some(id.node_name.clone());
     raw.advertise = Some(id.advertise.to_string());
     raw.schedulable = false;
-    if raw.mirror.is_none() {
-        raw.mirror = c.mirror.clone();
-    }
+    // The master's mirror is not copied: a node with none of its own fetches from its master.
     raw.validate()
+}
+
+/// This node's binaries: from its own mirror when it set one, fetched and verified as a master
+/// fetches; otherwise from its master, which lists them by SHA-256 over the join API (TLS
+/// pinned to the cluster CA, asked with this node's certificate) and serves them, so the node
+/// needs a route to nothing else. Each file is checked against the list before it is linked.
+/// A restart while the master does not answer runs what the last fetch recorded.
+async fn node_binaries(
+    cfg: &Config,
+    role: NodeRole,
+    id: &Identity,
+) -> Result<(FetchedSet, ReleaseManifest), WorkerError> {
+    if cfg.mirror.is_some() {
+        return Ok(fetch_binaries(cfg, role).await?);
+    }
+    let fetcher = Fetcher::new(FetchOptions::from_config(cfg)).map_err(BuildError::from)?;
+    let manifest = fetcher
+        .manifest(&cfg.kube_version)
+        .map_err(BuildError::from)?;
+    let pki = cfg.paths.pki();
+    let read = |p: PathBuf| {
+        std::fs::read_to_string(&p).map_err(|e| WorkerError::Identity {
+            reason: IdentityError::Read(e),
+            path: p,
+        })
+    };
+    let (ca, cert, key) = (
+        read(pki.ca().cert)?,
+        read(pki.kubelet_client().cert)?,
+        read(pki.kubelet_client().key)?,
+    );
+    let creds = client::NodeCredentials {
+        ca: &ca,
+        cert: &cert,
+        key: &key,
+    };
+    let request = BinariesRequest {
+        arch: manifest.arch.clone(),
+        runtime: needs_runtime(cfg, role),
+    };
+    let list = match client::binaries(&id.join_url, &creds, &request).await {
+        Ok(list) => list,
+        Err(e @ ClientError::Unreachable(_)) => {
+            let offline = fetcher
+                .resolve_offline(&cfg.kube_version)
+                .ok()
+                .filter(|set| runs_from(set, role, cfg));
+            let Some(set) = offline else {
+                return Err(WorkerError::Binaries {
+                    master: id.join_url.clone(),
+                    source: e,
+                });
+            };
+            warn!(master = %id.join_url, error = %crate::errors::chain(&e),
+                "the master does not answer; running the binaries fetched before");
+            return Ok((set, manifest));
+        }
+        Err(source) => {
+            return Err(WorkerError::Binaries {
+                master: id.join_url.clone(),
+                source,
+            });
+        }
+    };
+    let master = MasterFiles {
+        join_url: id.join_url.clone(),
+        ca_pem: ca.into_bytes(),
+        cert_pem: cert.into_bytes(),
+        key_pem: key.into_bytes(),
+    };
+    let set = fetcher
+        .fetch_listed(&cfg.kube_version, &list, &master)
+        .await
+        .map_err(BuildError::from)?;
+    Ok((set, manifest))
+}
+
+/// True when `set` holds every component binary this node runs (containerd only when it is
+/// not the OS's).
+fn runs_from(set: &FetchedSet, role: NodeRole, cfg: &Config) -> bool {
+    let runtime = needs_runtime(cfg, role);
+    role.components(cfg.network)
+        .into_iter()
+        .filter(|c| runtime || *c != Component::Containerd)
+        .all(|c| set.component(c).is_ok())
 }
 
 /// Joins (once) and supervises this node until told to stop. `raw` is the node's own
@@ -493,7 +585,7 @@ async fn serve(
             .map_err(|(path, source)| WorkerError::Cgroup { path, source })?;
     }
 
-    let (fetched, manifest) = fetch_binaries(&cfg, role).await?;
+    let (fetched, manifest) = node_binaries(&cfg, role, &id).await?;
     let build = Build {
         cfg: cfg.clone(),
         advertise: id.advertise,

@@ -166,6 +166,21 @@ pub enum FetchError {
         pinned: String,
         actual: String,
     },
+    #[error(
+        "{artifact} was accepted here without a checksum (insecure_skip_verify), so this master does not hand it to nodes; pin its checksum in fetch.checksums.{artifact}"
+    )]
+    UnverifiedForNodes { artifact: String },
+    #[error("the binary list from the master {master} is unusable: {reason}")]
+    BadList { master: String, reason: String },
+    #[error(
+        "the master sent {binary} ({url}) with sha256 {actual}, but listed {expected}: its cache is corrupt or tampered; nothing was installed (on the master, run `kubesup fetch` to re-verify its cache)"
+    )]
+    MasterSentOther {
+        binary: String,
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error(transparent)]
     Fs(#[from] FsError),
     #[error("a fetch task failed")]

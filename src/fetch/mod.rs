@@ -29,6 +29,7 @@ mod error;
 mod extract;
 pub mod manifest;
 mod mirror;
+mod node;
 mod progress;
 mod record;
 
@@ -52,6 +53,7 @@ pub use bundle::{BUNDLE_MANIFEST, BundleManifest, BundleSummary, load_bundle, wr
 pub use error::FetchError;
 pub use manifest::{Artifact, ReleaseManifest, VersionOverrides, host_arch, needed_artifacts};
 pub use mirror::Source;
+pub use node::{BinaryList, ListedBinary, MasterFiles};
 pub use record::{FetchedSet, RECORD_FILE, ResolvedBinary, SourceRecord};
 
 use cache::{ArchiveIndex, Cache};
@@ -269,6 +271,63 @@ impl Fetcher {
         let prev = Arc::new(read_record(&bin_dir).filter(|p| p.arch == manifest.arch));
         info!(version = %manifest.kube_version, arch = %manifest.arch, downloads = jobs.len(), "fetching");
 
+        let done = self.run_jobs(jobs, prev.clone()).await?;
+
+        let mut set = match Arc::try_unwrap(prev).unwrap_or_else(|a| (*a).clone()) {
+            Some(p) => p,
+            None => FetchedSet {
+                kube_version: manifest.kube_version.clone(),
+                arch: manifest.arch.clone(),
+                bin_dir: bin_dir.clone(),
+                binaries: BTreeMap::new(),
+                sources: BTreeMap::new(),
+            },
+        };
+        set.bin_dir = bin_dir.clone();
+        let cache = self.inner.cache.clone();
+        let set = blocking(move || {
+            for (job, r) in done {
+                // Binaries the old download of this name gave and the new one does not (etcdutl
+                // after a downgrade of etcd) must not linger as stale links.
+                if let Some(old) = set.sources.get(&job.name) {
+                    for b in &old.binaries {
+                        if !r.record.binaries.contains(b)
+                            && let Some(rb) = set.binaries.remove(b)
+                        {
+                            let _ = fs::remove_file(&rb.path);
+                        }
+                    }
+                }
+                for o in r.outputs {
+                    let path = bin_dir.join(&o.link);
+                    cache.link(&path, &o.sha256)?;
+                    set.binaries.insert(
+                        o.binary,
+                        ResolvedBinary {
+                            path,
+                            sha256: o.sha256,
+                            size: o.size,
+                            argv_prefix: o.argv_prefix,
+                        },
+                    );
+                }
+                set.sources.insert(job.name.clone(), r.record);
+            }
+            set.save()?;
+            Ok(set)
+        })
+        .await?;
+        info!(version = %set.kube_version, binaries = set.binaries.len(), bin_dir = %set.bin_dir.display(), "fetched");
+        Ok(set)
+    }
+
+    /// Runs `jobs` (each from the cache when it can, downloading and verifying otherwise), at
+    /// most `concurrency` at once, and returns their results in the jobs' order.
+    async fn run_jobs(
+        &self,
+        jobs: Vec<Job>,
+        prev: Arc<Option<FetchedSet>>,
+    ) -> Result<Vec<(Job, JobResult)>, FetchError> {
         let sem = Arc::new(Semaphore::new(self.inner.opts.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         for (i, job) in jobs.into_iter().enumerate() {
@@ -302,53 +361,7 @@ impl Fetcher {
             return Err(e);
         }
         done.sort_by_key(|(i, _, _)| *i);
-
-        let mut set = match Arc::try_unwrap(prev).unwrap_or_else(|a| (*a).clone()) {
-            Some(p) => p,
-            None => FetchedSet {
-                kube_version: manifest.kube_version.clone(),
-                arch: manifest.arch.clone(),
-                bin_dir: bin_dir.clone(),
-                binaries: BTreeMap::new(),
-                sources: BTreeMap::new(),
-            },
-        };
-        set.bin_dir = bin_dir.clone();
-        let cache = self.inner.cache.clone();
-        let set = blocking(move || {
-            for (_, job, r) in done {
-                // Binaries the old download of this name gave and the new one does not (etcdutl
-                // after a downgrade of etcd) must not linger as stale links.
-                if let Some(old) = set.sources.get(&job.name) {
-                    for b in &old.binaries {
-                        if !r.record.binaries.contains(b)
-                            && let Some(rb) = set.binaries.remove(b)
-                        {
-                            let _ = fs::remove_file(&rb.path);
-                        }
-                    }
-                }
-                for o in r.outputs {
-                    let path = bin_dir.join(&o.link);
-                    cache.link(&path, &o.sha256)?;
-                    set.binaries.insert(
-                        o.binary,
-                        ResolvedBinary {
-                            path,
-                            sha256: o.sha256,
-                            size: o.size,
-                            argv_prefix: o.argv_prefix,
-                        },
-                    );
-                }
-                set.sources.insert(job.name.clone(), r.record);
-            }
-            set.save()?;
-            Ok(set)
-        })
-        .await?;
-        info!(version = %set.kube_version, binaries = set.binaries.len(), bin_dir = %set.bin_dir.display(), "fetched");
-        Ok(set)
+        Ok(done.into_iter().map(|(_, job, r)| (job, r)).collect())
     }
 
     /// What an earlier fetch recorded for `kube_version` (no network).

@@ -33,7 +33,7 @@ pub enum ClientError {
     Unreachable(#[source] HttpError),
     #[error("cannot use the cluster CA or this node's current credentials for TLS")]
     Tls(#[source] HttpError),
-    #[error("the master refused to join this node ({status}): {message}")]
+    #[error("the master refused this node's request ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("cannot make this node's keys or CSRs")]
     Csr(#[source] rcgen::Error),
@@ -68,8 +68,16 @@ fn client(
     verify_with: Option<&str>,
     identity: Option<(&str, &str)>,
 ) -> Result<crate::http::Client, ClientError> {
+    client_with_timeout(verify_with, identity, Duration::from_secs(15))
+}
+
+fn client_with_timeout(
+    verify_with: Option<&str>,
+    identity: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Result<crate::http::Client, ClientError> {
     let mut b = crate::http::Client::builder()
-        .timeout(Duration::from_secs(15))
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .trust(match verify_with {
             Some(ca) => Trust::Ca(ca.as_bytes().to_vec()),
@@ -277,4 +285,29 @@ pub async fn renew(
     )
     .await?;
     Ok(Joined { keys, response })
+}
+
+/// How long a master may take to list a node's binaries: it may first have to download those
+/// it does not run itself (a control-plane-only master has no kubelet), a few hundred MB.
+const BINARIES_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// Asks the master for the binaries this node runs, by SHA-256, authenticated by the node's
+/// current kubelet client certificate, over TLS verified with the cluster CA.
+pub async fn binaries(
+    join_url: &str,
+    creds: &NodeCredentials<'_>,
+    request: &crate::join::binaries::BinariesRequest,
+) -> Result<crate::fetch::BinaryList, ClientError> {
+    post(
+        join_url,
+        "/v1/binaries",
+        client_with_timeout(
+            Some(creds.ca),
+            Some((creds.cert, creds.key)),
+            BINARIES_TIMEOUT,
+        )?,
+        None,
+        request,
+    )
+    .await
 }

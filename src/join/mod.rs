@@ -11,12 +11,14 @@
 //! - [`server`]: the join API itself, its routing, handlers and rate limit, failing closed
 //!   when the store fails;
 //! - `serve`: the master's start-up of it ([`serve_on_master`]);
+//! - [`binaries`]: the binaries a master fetches, verifies and serves to its nodes;
 //! - [`client`]: the joining side, run by a worker.
 //!
 //! Invariants: a token's secret is never logged or stored (only its SHA-256), and is compared
 //! in constant time; a node's private keys never leave it; a store that cannot answer refuses,
 //! never lets a request through.
 
+pub mod binaries;
 pub mod client;
 mod serve;
 pub mod server;

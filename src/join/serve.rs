@@ -126,6 +126,13 @@ pub async fn serve_on_master(
         pki: cfg.paths.pki(),
         settings: super::settings::ClusterSettings::of(&cfg),
     });
+    // Nodes that set no mirror of their own fetch their binaries from their master, which
+    // verifies them as it verifies its own.
+    ctx.binaries = Some(super::binaries::NodeBinaries::new(
+        crate::fetch::FetchOptions::from_config(&cfg),
+        cfg.kube_version.clone(),
+        cfg.network,
+    ));
     let addr = SocketAddr::new(advertise, cfg.join_port);
     let listener = match server::bind(addr).await {
         Ok(l) => l,

@@ -12,6 +12,10 @@
 //!   key must be the one recorded for that node. Answers new certificates for new keys, so a
 //!   worker renews in the background instead of on restart.
 //!
+//! - `POST /v1/binaries` and `GET /v1/blobs/SHA256` — a joined node's binaries, listed by hash
+//!   and served from the master's cache, to the node's current kubelet client certificate
+//!   ([`super::binaries`]).
+//!
 //! - `POST /v1/join-master` — `Authorization: Bearer <id>.<secret>` of a token created with
 //!   `--role master` (a worker token is refused with 403), a JSON body with the joining master's
 //!   name and address. Answers the cluster-wide key material (the three CAs and the
@@ -40,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::{Method, Request, Response, StatusCode};
@@ -98,6 +103,8 @@ pub struct JoinContext {
     /// What control-plane joins are answered with; `None` (tests, benchmarks): they are
     /// refused.
     pub masters: Option<MasterSource>,
+    /// What nodes fetch their binaries from; `None` (tests, benchmarks): they are refused.
+    pub binaries: Option<super::binaries::NodeBinaries>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
@@ -124,6 +131,7 @@ impl JoinContext {
             force,
             leaf_validity,
             masters: None,
+            binaries: None,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -137,7 +145,12 @@ impl JoinContext {
     }
 
     /// An error answer that counts as a failed attempt from `ip`, toward the rate limit.
-    fn refuse(&self, ip: IpAddr, status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    pub(super) fn refuse(
+        &self,
+        ip: IpAddr,
+        status: StatusCode,
+        message: &str,
+    ) -> Response<Full<Bytes>> {
         if let Ok(mut f) = self.failures.lock() {
             let e = f.entry(ip).or_insert((0, Instant::now()));
             if e.1.elapsed() >= FAILURE_WINDOW {
@@ -209,7 +222,18 @@ pub async fn serve(listener: TcpListener, tls: rustls::ServerConfig, ctx: Arc<Jo
     }
 }
 
-fn reply(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Response<Full<Bytes>> {
+/// Every answer's body: a small JSON or PEM in memory, or a binary streamed from the cache.
+pub(super) type ServerBody = BoxBody<Bytes, std::io::Error>;
+
+pub(super) fn boxed(r: Response<Full<Bytes>>) -> Response<ServerBody> {
+    r.map(|b| b.map_err(|never| match never {}).boxed())
+}
+
+pub(super) fn reply(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    content_type: &str,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = content_type.parse() {
@@ -218,7 +242,7 @@ fn reply(status: StatusCode, body: impl Into<Bytes>, content_type: &str) -> Resp
     r
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+pub(super) fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     reply(
         status,
         serde_json::json!({ "error": message }).to_string(),
@@ -232,12 +256,21 @@ async fn handle<B>(
     peer: IpAddr,
     client_cert: Option<Arc<Vec<u8>>>,
     req: Request<B>,
-) -> Result<Response<Full<Bytes>>, Infallible>
+) -> Result<Response<ServerBody>, Infallible>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let cert = client_cert.as_deref().map(Vec::as_slice);
+    // Binaries are served to joined nodes only, and are not failed attempts at a secret.
+    if method == Method::GET
+        && let Some(sha) = path.strip_prefix("/v1/blobs/")
+    {
+        let resp = super::binaries::blob(&ctx, peer, cert, sha).await;
+        info!(%peer, %method, path, status = resp.status().as_u16(), "join api request");
+        return Ok(resp);
+    }
     let resp = match (method.clone(), path.as_str()) {
         (Method::GET, "/v1/ca") => reply(
             StatusCode::OK,
@@ -251,13 +284,12 @@ where
         ),
         (Method::POST, "/v1/join") => join(&ctx, peer, req).await,
         (Method::POST, "/v1/join-master") => join_master(&ctx, peer, req).await,
-        (Method::POST, "/v1/renew") => {
-            renew(&ctx, peer, client_cert.as_deref().map(Vec::as_slice), req).await
-        }
+        (Method::POST, "/v1/renew") => renew(&ctx, peer, cert, req).await,
+        (Method::POST, "/v1/binaries") => super::binaries::list(&ctx, peer, cert, req).await,
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     };
     info!(%peer, %method, path, status = resp.status().as_u16(), "join api request");
-    Ok(resp)
+    Ok(boxed(resp))
 }
 
 async fn join<B>(ctx: &JoinContext, peer: IpAddr, req: Request<B>) -> Response<Full<Bytes>>
@@ -459,19 +491,10 @@ where
             "renewal needs this node's current kubelet client certificate",
         )
     };
-    let Some((name, pin)) = client_cert.and_then(node_of_client_cert) else {
-        return unauthorized();
+    let (name, pin) = match authenticate_node(ctx, peer, client_cert, "renewal").await {
+        Ok(n) => n,
+        Err(resp) => return resp,
     };
-    // A certificate whose key was since replaced (by a renewal, or a forced rejoin) is no
-    // longer this node's.
-    let current = match ctx.backend.node_key(&name).await {
-        Ok(k) => k,
-        Err(e) => return ctx.unavailable(peer, Some(&name), &e),
-    };
-    if current.as_deref() != Some(pin.as_str()) {
-        warn!(%peer, node = %name, "refused a renewal: not the node's current key");
-        return unauthorized();
-    }
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -510,6 +533,35 @@ where
     }
 }
 
+/// The node a request comes from, by its current kubelet client certificate (verified against
+/// the cluster CA by the handshake), and that key's pin. A certificate whose key was since
+/// replaced (by a renewal, or a forced rejoin) is no longer the node's.
+pub(super) async fn authenticate_node(
+    ctx: &JoinContext,
+    peer: IpAddr,
+    client_cert: Option<&[u8]>,
+    what: &'static str,
+) -> Result<(String, String), Response<Full<Bytes>>> {
+    let unauthorized = || {
+        ctx.refuse(
+            peer,
+            StatusCode::UNAUTHORIZED,
+            &format!("{what} needs this node's current kubelet client certificate"),
+        )
+    };
+    let Some((name, pin)) = client_cert.and_then(node_of_client_cert) else {
+        return Err(unauthorized());
+    };
+    match ctx.backend.node_key(&name).await {
+        Ok(current) if current.as_deref() == Some(pin.as_str()) => Ok((name, pin)),
+        Ok(_) => {
+            warn!(%peer, node = %name, what, "refused: not the node's current key");
+            Err(unauthorized())
+        }
+        Err(e) => Err(ctx.unavailable(peer, Some(&name), &e)),
+    }
+}
+
 /// A node request and the pin of its kubelet client key (the node's identity across renewals
 /// and rejoins).
 fn parse_request(body: &[u8], what: &'static str) -> Result<(JoinRequest, String), ServerError> {
@@ -520,7 +572,7 @@ fn parse_request(body: &[u8], what: &'static str) -> Result<(JoinRequest, String
 }
 
 /// Reads a request body, bounded in size and time.
-async fn read_body<B>(req: Request<B>) -> Result<Bytes, Response<Full<Bytes>>>
+pub(super) async fn read_body<B>(req: Request<B>) -> Result<Bytes, Response<Full<Bytes>>>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -637,6 +689,13 @@ mod tests {
     }
 
     fn master() -> Master {
+        master_with(|_| None)
+    }
+
+    /// A master whose nodes fetch binaries as `binaries` (given the test's scratch dir) says.
+    fn master_with(
+        binaries: impl FnOnce(&std::path::Path) -> Option<crate::join::binaries::NodeBinaries>,
+    ) -> Master {
         let dir = tempfile::tempdir().unwrap();
         let paths = crate::paths::Paths::new(dir.path().join("data"));
         let pki = crate::pki::Pki::new(&paths);
@@ -667,13 +726,14 @@ mod tests {
             etcd_version: None,
             mirror: None,
         };
-        let ctx = JoinContext::new(
+        let mut ctx = JoinContext::new(
             ca,
             cluster,
             Backend::Memory(Mutex::new(mem)),
             false,
             Duration::from_secs(3600),
         );
+        ctx.binaries = binaries(dir.path());
         Master {
             ctx: Arc::new(ctx),
             token,
@@ -869,5 +929,119 @@ mod tests {
             assert!(error_of(body).contains("already joined with another key"));
         }
         assert_eq!(m.recorded("w1").as_ref(), Some(&winners[0].2));
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        rustls_pemfile::certs(&mut pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .to_vec()
+    }
+
+    /// A master whose mirror (a directory) holds a kubelet and a kube-proxy of v1.20.2 with
+    /// their published checksums; the contents, by name.
+    fn master_with_a_mirror() -> (Master, Vec<(&'static str, Vec<u8>)>) {
+        let files = vec![
+            ("kubelet", b"#!/bin/sh\necho kubelet\n".to_vec()),
+            ("kube-proxy", b"#!/bin/sh\necho kube-proxy\n".to_vec()),
+        ];
+        let f2 = files.clone();
+        let m = master_with(move |scratch| {
+            let rel = scratch.join("mirror/release/v1.20.2/bin/linux/amd64");
+            std::fs::create_dir_all(&rel).unwrap();
+            for (name, body) in &f2 {
+                std::fs::write(rel.join(name), body).unwrap();
+                let sum = hex::encode(Sha256::digest(body));
+                std::fs::write(rel.join(format!("{name}.sha256")), sum).unwrap();
+            }
+            let paths = crate::paths::Paths::new(scratch.join("data"));
+            let mut opts = crate::fetch::FetchOptions::new(paths);
+            opts.mirror = Some(scratch.join("mirror").to_string_lossy().into_owned());
+            opts.arch = "amd64".into();
+            Some(crate::join::binaries::NodeBinaries::new(
+                opts,
+                crate::model::KubeVersion::parse("v1.20.2").unwrap(),
+                crate::model::Network::None,
+            ))
+        });
+        (m, files)
+    }
+
+    #[tokio::test]
+    async fn a_joined_node_gets_its_binaries_listed_and_served_and_nobody_else_does() {
+        let (m, files) = master_with_a_mirror();
+        let (status, body) = m.join(&request("w1").0).await;
+        assert_eq!(status, StatusCode::OK);
+        let joined: JoinResponse = serde_json::from_slice(&body).unwrap();
+        let cert = der(&joined.kubelet_client_cert);
+        let ask = serde_json::json!({"arch": "amd64", "runtime": false}).to_string();
+        let list_req = || Request::post("/v1/binaries").body(Full::new(Bytes::from(ask.clone())));
+
+        let (status, body) = call(&m.ctx, Some(cert.clone()), list_req().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let list: crate::fetch::BinaryList = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (list.kube_version.as_str(), list.arch.as_str()),
+            ("v1.20.2", "amd64")
+        );
+        let mut names: Vec<&str> = list.binaries.iter().map(|b| b.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["kube-proxy", "kubelet"]);
+        for (name, content) in &files {
+            let b = list.binaries.iter().find(|b| b.name == *name).unwrap();
+            assert_eq!(b.sha256, hex::encode(Sha256::digest(content)), "{name}");
+            let get = Request::get(format!("/v1/blobs/{}", b.sha256))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let (status, body) = call(&m.ctx, Some(cert.clone()), get).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(&body[..], &content[..], "{name}");
+        }
+
+        // No certificate, or a hash that is not one or not in the cache: nothing is served.
+        let (status, _) = call(&m.ctx, None, list_req().unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let sha = &list.binaries[0].sha256;
+        for (cert, path, want) in [
+            (None, format!("/v1/blobs/{sha}"), StatusCode::UNAUTHORIZED),
+            (
+                Some(cert.clone()),
+                "/v1/blobs/../../etc/passwd".into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Some(cert.clone()),
+                format!("/v1/blobs/{}", "0".repeat(64)),
+                StatusCode::NOT_FOUND,
+            ),
+        ] {
+            let get = Request::get(path.clone())
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let (status, _) = call(&m.ctx, cert, get).await;
+            assert_eq!(status, want, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binary_the_master_cannot_verify_is_refused_with_its_name() {
+        let (m, _) = master_with_a_mirror();
+        let (_, body) = m.join(&request("w1").0).await;
+        let joined: JoinResponse = serde_json::from_slice(&body).unwrap();
+        // The published checksum no longer matches the file: the master refuses to list it.
+        let mirror = m._dir.path().join("mirror/release/v1.20.2/bin/linux/amd64");
+        std::fs::write(mirror.join("kube-proxy"), b"tampered").unwrap();
+        let ask = serde_json::json!({"arch": "amd64", "runtime": false}).to_string();
+        let req = Request::post("/v1/binaries")
+            .body(Full::new(Bytes::from(ask)))
+            .unwrap();
+        let (status, body) = call(&m.ctx, Some(der(&joined.kubelet_client_cert)), req).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        let e = error_of(&body);
+        assert!(
+            e.contains("kube-proxy") && e.contains("sha256 mismatch"),
+            "{e}"
+        );
     }
 }
