@@ -587,13 +587,37 @@ const GRPC_CANCELLED: i32 = 1;
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 const GRPC_UNAVAILABLE: i32 = 14;
 
+const GRPC_UNKNOWN: i32 = 2;
+
 fn transient(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(status) => matches!(
-            i32::from(status.code()),
-            GRPC_CANCELLED | GRPC_DEADLINE_EXCEEDED | GRPC_UNAVAILABLE
-        ),
+        etcd_client::Error::GRpcStatus(status) => {
+            transient_status(i32::from(status.code()), status.message())
+        }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// A gRPC status worth asking again. Besides the "not now" codes: UNKNOWN when the HTTP/2
+/// stream broke under the request, which is what the client reports when the member it asked
+/// restarts mid-request (the first master restarts its etcd with multi-member timing as the
+/// first learner appears): "protocol error: missing grpc-status trailer, stream was terminated
+/// without a final status". Every caller decides again from a fresh member list, so a request
+/// that did land before its answer was lost is found done, never repeated blindly.
+fn transient_status(code: i32, message: &str) -> bool {
+    const BROKEN_STREAM: [&str; 4] = [
+        "stream was terminated",
+        "missing grpc-status",
+        "connection reset",
+        "broken pipe",
+    ];
+    match code {
+        GRPC_CANCELLED | GRPC_DEADLINE_EXCEEDED | GRPC_UNAVAILABLE => true,
+        GRPC_UNKNOWN => {
+            let m = message.to_ascii_lowercase();
+            BROKEN_STREAM.iter().any(|s| m.contains(s))
+        }
         _ => false,
     }
 }
@@ -1020,6 +1044,25 @@ async fn remove_stuck(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_stream_broken_under_a_request_is_asked_again_and_a_refusal_is_not() {
+        let lost = "protocol error: missing grpc-status trailer, stream was terminated without \
+                    a final status (possible truncation by a proxy or load balancer)";
+        assert!(transient_status(GRPC_UNKNOWN, lost));
+        assert!(transient_status(
+            GRPC_UNAVAILABLE,
+            "etcdserver: leader changed"
+        ));
+        assert!(transient_status(GRPC_CANCELLED, ""));
+        assert!(!transient_status(
+            GRPC_UNKNOWN,
+            "etcdserver: some other failure"
+        ));
+        // FAILED_PRECONDITION: a refusal (peer URL exists, too many learners), acted on.
+        assert!(!transient_status(9, "etcdserver: Peer URLs already exists"));
+    }
+
     use super::*;
 
     fn member(id: u64, name: &str, peer: &str, learner: bool) -> Member {
