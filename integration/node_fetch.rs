@@ -96,19 +96,26 @@ fn a_worker_without_a_mirror_fetches_from_its_master_and_refuses_a_tampered_file
         "the worker has a default route: {routes}"
     );
 
-    let (data, cfg) = worker_config(&scratch.dir, "w1", &roots[0]);
-    let cfg_s = cfg.to_string_lossy().into_owned();
     let token_s = token_file.to_string_lossy().into_owned();
-    let args = [
-        "worker",
-        "--config",
-        &cfg_s,
-        "--join",
-        &join_url,
-        "--token-file",
-        &token_s,
-    ];
-    let w1 = Kubesup::start_isolated(&lan.nodes[w[0]], &data, &scratch.dir.join("w1-root"), &args);
+    // `kubesup worker` with worker `i`'s config (no mirror) and the one token.
+    let start_worker = |i: usize| {
+        let name = format!("w{}", i + 1);
+        let (data, cfg) = worker_config(&scratch.dir, &name, &roots[i]);
+        let cfg = cfg.to_string_lossy().into_owned();
+        let args = [
+            "worker",
+            "--config",
+            &cfg,
+            "--join",
+            &join_url,
+            "--token-file",
+            &token_s,
+        ];
+        let root = scratch.dir.join(format!("{name}-root"));
+        let ks = Kubesup::start_isolated(&lan.nodes[w[i]], &data, &root, &args);
+        (ks, data)
+    };
+    let (w1, data) = start_worker(0);
     w1.wait_ready(Duration::from_secs(300));
     let kc = mdata.join("kubeconfig/admin.conf");
     let ready = wait_for(Duration::from_secs(120), || {
@@ -162,23 +169,7 @@ fn a_worker_without_a_mirror_fetches_from_its_master_and_refuses_a_tampered_file
     assert!(stamp_path.exists(), "no cache stamp at {stamp_path:?}");
     std::fs::write(&stamp_path, stamp.to_string()).unwrap();
 
-    let (data2, cfg2) = worker_config(&scratch.dir, "w2", &roots[1]);
-    let cfg2_s = cfg2.to_string_lossy().into_owned();
-    let args2 = [
-        "worker",
-        "--config",
-        &cfg2_s,
-        "--join",
-        &join_url,
-        "--token-file",
-        &token_s,
-    ];
-    let mut w2 = Kubesup::start_isolated(
-        &lan.nodes[w[1]],
-        &data2,
-        &scratch.dir.join("w2-root"),
-        &args2,
-    );
+    let (mut w2, data2) = start_worker(1);
     let status = w2.wait_exit(Duration::from_secs(300));
     let log = w2.log_tail(usize::MAX);
     assert!(
