@@ -140,6 +140,11 @@ fn a_worker_without_a_mirror_fetches_from_its_master_and_refuses_a_tampered_file
             "{name} is not in the master's cache"
         );
     }
+    for l in w1.log_tail(usize::MAX).lines() {
+        if l.contains("downloaded artifact") {
+            eprintln!("from the master: {l}");
+        }
+    }
     assert!(
         w1.log_tail(usize::MAX)
             .contains("fetching this node's binaries from its master"),

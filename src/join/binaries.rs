@@ -28,6 +28,9 @@ use super::server::{JoinContext, ServerBody, authenticate_node, boxed, error, re
 use crate::fetch::{Artifact, FetchOptions, Fetcher, needed_artifacts};
 use crate::model::{KubeVersion, Network, NodeRole};
 
+/// The read size when streaming a cache file to a node.
+const BLOB_CHUNK: usize = 256 * 1024;
+
 /// What a node asks its master for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BinariesRequest {
@@ -170,7 +173,8 @@ pub(super) async fn blob(
         }
     };
     let len = file.metadata().await.map(|m| m.len()).ok();
-    let stream = tokio_util::io::ReaderStream::new(file).map_ok(Frame::data);
+    // Large reads: a 100 MB kubelet in 4 KiB frames (the default) costs the master CPU.
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, BLOB_CHUNK).map_ok(Frame::data);
     let mut resp = Response::new(StreamBody::new(stream).boxed());
     let headers = resp.headers_mut();
     headers.insert(
