@@ -123,6 +123,7 @@ fn main() {
             kube_version: "v1.20.2".into(),
             etcd_version: None,
             mirror: None,
+            flannel_backend: "vxlan".into(),
         },
         Backend::Memory(Mutex::new(mem)),
         false,

@@ -93,7 +93,8 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         "master",
         "127.0.0.1",
         &mirror.url,
-        "network: flannel\n",
+        // host-gw rather than the default: the config in etcd must follow the setting.
+        "network: flannel\nflannel: {backend: host-gw}\n",
     );
     let cfg_arg = cfg.to_string_lossy().into_owned();
 
@@ -194,7 +195,9 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
         ks.log_tail(40)
     );
 
-    // flannel's network config, read with etcdctl and the generated client certificate.
+    // flannel's network config, read with etcdctl and the generated client certificate: the v3
+    // key always, and the v2 key too since v1.20.2 pairs with flannel v0.13.0, which reads
+    // etcd's v2 API (etcd started with --enable-v2).
     let pki = data.join("pki");
     let etcdctl_bin = data.join(format!("bin/{KUBE_VERSION}/etcdctl"));
     let etcdctl = |args: &[&str]| {
@@ -221,7 +224,27 @@ fn master_brings_up_a_working_control_plane_and_keeps_it_up() {
     })
     .expect("flannel network config in etcd");
     assert_eq!(flannel["Network"], "10.2.0.0/16");
-    assert_eq!(flannel["Backend"]["Type"], "vxlan");
+    assert_eq!(flannel["Backend"]["Type"], "host-gw");
+    let v2 = ns.exec(&[
+        "env",
+        "ETCDCTL_API=2",
+        &etcdctl_bin.to_string_lossy(),
+        "--endpoints=https://127.0.0.1:2379",
+        &format!("--ca-file={}", pki.join("etcd/ca.crt").display()),
+        &format!(
+            "--cert-file={}",
+            pki.join("etcd/healthcheck-client.crt").display()
+        ),
+        &format!(
+            "--key-file={}",
+            pki.join("etcd/healthcheck-client.key").display()
+        ),
+        "get",
+        "/coreos.com/network/config",
+    ]);
+    let v2: Value = serde_json::from_slice(&v2.stdout)
+        .unwrap_or_else(|e| panic!("the v2 key is not JSON ({e}): {}", output_text(&v2)));
+    assert_eq!(v2, flannel, "the v2 and v3 keys hold the same config");
 
     // The DNS add-on, with the Service on --cluster-dns.
     let ip = wait_for(Duration::from_secs(60), || {

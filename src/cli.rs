@@ -141,6 +141,11 @@ pub struct CommonArgs {
     /// Pod network backend [default: flannel].
     #[arg(long, env = "KUBESUP_NETWORK", value_name = "flannel|none")]
     pub network: Option<String>,
+    /// flannel's backend (config key flannel.backend), the same on every node of a cluster:
+    /// vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly
+    /// and needs every node on one L2 segment [default: vxlan].
+    #[arg(long, env = "KUBESUP_FLANNEL_BACKEND", value_name = "vxlan|host-gw")]
+    pub flannel_backend: Option<String>,
     /// Certificate key type [default: ecdsa-p256].
     #[arg(long, env = "KUBESUP_KEY_TYPE", value_name = "ecdsa-p256|rsa-2048")]
     pub key_type: Option<String>,
@@ -171,6 +176,7 @@ impl CommonArgs {
             join_port: self.join_port,
             schedulable: self.schedulable,
             network: self.network.clone(),
+            flannel_backend: self.flannel_backend.clone(),
             log_format,
             key_type: self.key_type.clone(),
             extra_sans: self.extra_sans.clone(),
@@ -532,6 +538,8 @@ mod tests {
             "--schedulable",
             "--network",
             "none",
+            "--flannel-backend",
+            "host-gw",
             "--log-format",
             "json",
         ])
@@ -540,6 +548,10 @@ mod tests {
             panic!("not master")
         };
         assert_eq!(m.common.schedulable, Some(true));
+        assert_eq!(
+            m.common.overrides(None).flannel_backend.as_deref(),
+            Some("host-gw")
+        );
         assert_eq!(m.common.api_port, Some(6443));
         assert_eq!(cli.log_format.as_deref(), Some("json"));
     }

@@ -384,6 +384,18 @@ mod tests {
                 }),
             ),
             (
+                "VxlanError::Create",
+                Box::new(crate::preflight::VxlanError::Create(
+                    io::Error::from_raw_os_error(95),
+                )),
+            ),
+            (
+                "VxlanError::Namespace",
+                Box::new(crate::preflight::VxlanError::Namespace(
+                    nix::errno::Errno::EPERM,
+                )),
+            ),
+            (
                 "DataDirError",
                 Box::new(DataDirError::Inspect {
                     path: p("/var/lib"),
@@ -455,6 +467,15 @@ mod tests {
             (
                 "EtcdError::V2",
                 Box::new(crate::etcd::EtcdError::V2(http())),
+            ),
+            (
+                "cmd::master::MasterError::FlannelEtcd",
+                Box::new(cmd::master::MasterError::FlannelEtcd(
+                    crate::etcd::EtcdError::NoV2 {
+                        flannel: "v0.16.3".into(),
+                        etcd: "v3.6.5".into(),
+                    },
+                )),
             ),
             (
                 "MembersError::Request",

@@ -1,8 +1,9 @@
 //! The vocabulary every other module speaks: which processes exist, what role a node has, which
 //! pod network it runs, which Kubernetes version, which key algorithm.
 //!
-//! Owns: [`Component`], [`Role`] and [`NodeRole`], [`Network`], [`KubeVersion`], [`KeyType`], and
-//! the one table of what a node runs ([`NodeRole::components`]).
+//! Owns: [`Component`], [`Role`] and [`NodeRole`], [`Network`], [`FlannelBackend`],
+//! [`KubeVersion`], [`KeyType`], and the one table of what a node runs
+//! ([`NodeRole::components`]).
 //!
 //! Invariant: this module imports nothing from the crate, so every module can depend on it and
 //! no import cycle can run through it. It holds names and pure facts, never I/O.
@@ -170,6 +171,43 @@ impl fmt::Display for Network {
     }
 }
 
+/// How flanneld carries pod traffic between nodes (its network config's `Backend.Type`). One
+/// setting for the whole cluster: every flanneld reads the same config from etcd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlannelBackend {
+    /// Pod packets wrapped in UDP (a `flannel.1` vxlan device on each node): works across any
+    /// IP network between nodes. What kubesup always wrote before the key existed, and what
+    /// flannel's own manifests configure.
+    #[default]
+    Vxlan,
+    /// Plain routes to each node's pod subnet via that node's address: no encapsulation and no
+    /// vxlan module, but every node must reach every other on one L2 segment.
+    HostGw,
+}
+
+impl FlannelBackend {
+    pub const ALL: [FlannelBackend; 2] = [Self::Vxlan, Self::HostGw];
+
+    /// The name in kubesup's config and in flannel's `Backend.Type` alike.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vxlan => "vxlan",
+            Self::HostGw => "host-gw",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl fmt::Display for FlannelBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A Kubernetes release version, `vMAJOR.MINOR.PATCH`. The one parser: the config, the release
 /// table and bundles all go through [`KubeVersion::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -287,5 +325,11 @@ mod tests {
         }
         assert_eq!(KeyType::default().to_string(), "ecdsa-p256");
         assert_eq!(Network::Flannel.to_string(), "flannel");
+        for b in FlannelBackend::ALL {
+            assert_eq!(FlannelBackend::from_name(b.name()), Some(b));
+            // The config file and flannel's Backend.Type spell it the same way.
+            assert_eq!(serde_json::to_value(b).unwrap(), b.name());
+        }
+        assert_eq!(FlannelBackend::default(), FlannelBackend::Vxlan);
     }
 }

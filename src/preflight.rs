@@ -3,12 +3,18 @@
 //!
 //! Checks: `root`, `ports`, `data-dir` (writable, not noexec: binaries are executed from it),
 //! and for nodes that run kubelet: `iptables`, `cgroups`, `swap`, `kernel` (bridge netfilter and
-//! IP forwarding, which kube-proxy and pod networking need).
+//! IP forwarding, which kube-proxy and pod networking need), and `vxlan` where flanneld runs
+//! with its vxlan backend (the kernel makes a vxlan device: [`vxlan`]).
+
+mod vxlan;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::model::{FlannelBackend, Network};
+
+pub use vxlan::VxlanError;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
@@ -23,10 +29,11 @@ pub enum Check {
     Cgroups,
     Swap,
     Kernel,
+    Vxlan,
 }
 
 impl Check {
-    pub const ALL: [Check; 7] = [
+    pub const ALL: [Check; 8] = [
         Self::Root,
         Self::Ports,
         Self::DataDir,
@@ -34,6 +41,7 @@ impl Check {
         Self::Cgroups,
         Self::Swap,
         Self::Kernel,
+        Self::Vxlan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +53,7 @@ impl Check {
             Self::Cgroups => "cgroups",
             Self::Swap => "swap",
             Self::Kernel => "kernel",
+            Self::Vxlan => "vxlan",
         }
     }
 }
@@ -124,12 +133,32 @@ pub fn run(
                 fail(Check::Kernel, "bridge netfilter is not loaded; Services will not work for pods on a bridge: modprobe br_netfilter".into());
             }
         }
+        if !skip(Check::Vxlan) && runs_vxlan(cfg) {
+            let started = std::time::Instant::now();
+            match vxlan::check() {
+                Ok(()) => {
+                    tracing::debug!(elapsed = ?started.elapsed(), "preflight vxlan: the kernel makes a vxlan device")
+                }
+                Err(e) => fail(Check::Vxlan, vxlan_problem(&e)),
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(PreflightError(problems))
     }
+}
+
+/// Whether flanneld runs here with the vxlan backend, on a node that runs kubelet (the caller
+/// knows that part): the only case that needs a vxlan device.
+fn runs_vxlan(cfg: &Config) -> bool {
+    cfg.network == Network::Flannel && cfg.flannel.backend == FlannelBackend::Vxlan
+}
+
+/// The `vxlan` check's line: what failed, with its cause, then the fix.
+fn vxlan_problem(e: &VxlanError) -> String {
+    format!("{}; {}", crate::errors::chain(e), e.fix())
 }
 
 /// Why the data dir cannot hold kubesup's state and binaries (the `data-dir` check).
@@ -225,6 +254,67 @@ pub fn which(name: &str) -> Option<std::path::PathBuf> {
 mod tests {
     use super::*;
     use crate::config::RawConfig;
+
+    fn config(yaml: &str) -> Config {
+        RawConfig::from_yaml(yaml).unwrap().validate().unwrap()
+    }
+
+    /// Only flannel with the vxlan backend needs a vxlan device; host-gw and `network: none`
+    /// run without one.
+    #[test]
+    fn the_vxlan_check_applies_to_flannel_with_vxlan_only() {
+        assert!(runs_vxlan(&config("")), "the default is flannel with vxlan");
+        assert!(!runs_vxlan(&config("flannel: {backend: host-gw}")));
+        assert!(!runs_vxlan(&config("network: none")));
+    }
+
+    /// A failed vxlan check is one line: what failed, the kernel's reason, and both fixes.
+    #[test]
+    fn a_failed_vxlan_check_is_one_line_with_the_fix() {
+        let e = VxlanError::Create(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        let line = vxlan_problem(&e);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("the kernel cannot make a vxlan device: Operation not supported"),
+            "{line}"
+        );
+        assert!(line.contains("modprobe vxlan"), "{line}");
+        assert!(line.contains("flannel.backend: host-gw"), "{line}");
+    }
+
+    /// Through `run`: the check runs for a node with kubelet and flannel's vxlan, passes on
+    /// this kernel (as root), and `--ignore-preflight vxlan` is a known name.
+    #[test]
+    fn run_includes_the_vxlan_check_where_flanneld_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RawConfig {
+            data_dir: dir.path().join("d"),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let others: Vec<String> = ["root", "iptables", "cgroups", "swap", "kernel"]
+            .map(String::from)
+            .to_vec();
+        let got = run(&cfg, &[], true, &others);
+        if nix::unistd::geteuid().is_root() {
+            got.unwrap();
+        } else {
+            let e = got.unwrap_err();
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert!(
+                e.0[0].starts_with("preflight vxlan: cannot create a throwaway network namespace"),
+                "{e}"
+            );
+            assert!(
+                e.0[0].ends_with("(skip with --ignore-preflight vxlan)"),
+                "{e}"
+            );
+        }
+        let mut skip = others;
+        skip.push("vxlan".into());
+        run(&cfg, &[], true, &skip).unwrap();
+    }
 
     #[test]
     fn a_busy_port_is_one_line_naming_the_key_and_can_be_skipped() {

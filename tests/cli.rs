@@ -63,6 +63,7 @@ fn every_subcommand_has_help() {
         "--join-port",
         "--schedulable",
         "--network",
+        "--flannel-backend",
         "--log-format",
     ] {
         assert!(master.contains(flag), "master --help lacks {flag}");
@@ -102,6 +103,48 @@ fn a_bad_config_exits_2_with_every_problem_and_writes_nothing() {
     let out = run(&["master", "--data-dir", data.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("advertise: is required on a master"));
+}
+
+/// `flannel.backend` is read like every key: file < `KUBESUP_FLANNEL_BACKEND` < `--flannel-backend`,
+/// and a bad value is one line naming the key and the accepted values, exit 2.
+#[test]
+fn the_flannel_backend_layers_file_env_flag_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "flannel: {backend: udp}\n").unwrap();
+    let f = file.to_str().unwrap();
+    let check = |env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = kubesup(&["config", "check", f]);
+        if let Some(v) = env {
+            cmd.env("KUBESUP_FLANNEL_BACKEND", v);
+        }
+        if let Some(v) = flag {
+            cmd.args(["--flannel-backend", v]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check(None, None);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err.trim(),
+        "invalid config: flannel.backend: \"udp\" is unknown; use vxlan or host-gw"
+    );
+    assert_eq!(check(Some("host-gw"), None).0, Some(0), "env over file");
+    assert_eq!(
+        check(Some("bogus"), Some("vxlan")).0,
+        Some(0),
+        "flag over env"
+    );
+    let (code, err) = check(Some("vxlan"), Some("bogus"));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("flannel.backend: \"bogus\" is unknown"),
+        "{err}"
+    );
 }
 
 #[test]

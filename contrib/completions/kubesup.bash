@@ -472,7 +472,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__certs__subcmd__generate)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -531,6 +531,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -632,7 +636,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__certs__subcmd__rotate)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --all --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --all --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -691,6 +695,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -766,7 +774,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__config__subcmd__check)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -825,6 +833,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1072,7 +1084,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__fetch)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --role --with-runtime --bundle --from-bundle --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --role --with-runtime --bundle --from-bundle --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1131,6 +1143,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1700,7 +1716,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__install__subcmd__master)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --root --overwrite --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --root --overwrite --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1759,6 +1775,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1810,7 +1830,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__install__subcmd__worker)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --join --token --token-file --ignore-preflight --root --overwrite --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --join --token --token-file --ignore-preflight --root --overwrite --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1869,6 +1889,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1946,7 +1970,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__master)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --ignore-preflight --force --join --token --token-file --cluster-reset --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2005,6 +2029,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2082,7 +2110,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__restore)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --force --encrypt-key-file --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --force --encrypt-key-file --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2141,6 +2169,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2474,7 +2506,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__worker)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --key-type --extra-sans --etcd-version --insecure-skip-verify --join --token --token-file --ignore-preflight --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --join --token --token-file --ignore-preflight --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2533,6 +2565,10 @@ _kubesup() {
                     return 0
                     ;;
                 --network)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flannel-backend)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

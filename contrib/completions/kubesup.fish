@@ -61,6 +61,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l join-port -d 
 complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand master" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -90,6 +91,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l join-port -d 
 complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand worker" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -194,6 +196,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l join-port -d
 complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand restore" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -234,6 +237,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_s
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from generate" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -264,6 +268,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_s
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand certs; and __fish_seen_subcommand_from rotate" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -292,6 +297,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l join-port -d '
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -327,6 +333,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from master" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -358,6 +365,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and __fish_seen_subcommand_from worker" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r
@@ -414,6 +422,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_
 complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l schedulable -d 'Also run containerd, kubelet and kube-proxy on a master, so it takes pods' -r -f -a "true\t''
 false\t''"
 complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l network -d 'Pod network backend [default: flannel]' -r
+complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l flannel-backend -d 'flannel\'s backend (config key flannel.backend), the same on every node of a cluster: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment [default: vxlan]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l key-type -d 'Certificate key type [default: ecdsa-p256]' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l extra-sans -d 'Extra subject alternative names for the API server certificate (repeatable)' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand config; and __fish_seen_subcommand_from check" -l etcd-version -d 'etcd version to fetch, overriding the release manifest\'s choice' -r

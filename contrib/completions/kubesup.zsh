@@ -46,6 +46,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -80,6 +81,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -347,6 +349,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -409,6 +412,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -450,6 +454,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -516,6 +521,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -566,6 +572,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -602,6 +609,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \
@@ -722,6 +730,7 @@ _arguments "${_arguments_options[@]}" : \
 '--join-port=[Join API port \[default\: 9443\]]:PORT:_default' \
 '--schedulable=[Also run containerd, kubelet and kube-proxy on a master, so it takes pods]::BOOL:(true false)' \
 '--network=[Pod network backend \[default\: flannel\]]:flannel|none:_default' \
+'--flannel-backend=[flannel'\''s backend (config key flannel.backend), the same on every node of a cluster\: vxlan encapsulates pod traffic and works across any network; host-gw routes it plainly and needs every node on one L2 segment \[default\: vxlan\]]:vxlan|host-gw:_default' \
 '--key-type=[Certificate key type \[default\: ecdsa-p256\]]:ecdsa-p256|rsa-2048:_default' \
 '*--extra-sans=[Extra subject alternative names for the API server certificate (repeatable)]:SAN:_default' \
 '--etcd-version=[etcd version to fetch, overriding the release manifest'\''s choice]:vX.Y.Z:_default' \

@@ -419,6 +419,7 @@ fn with_cluster(mut raw: RawConfig, id: &Identity) -> Result<Config, ConfigError
     raw.cluster_dns = c.cluster_dns.clone();
     raw.cluster_domain = c.cluster_domain.clone();
     raw.network = c.network.clone();
+    raw.flannel.backend = c.flannel_backend.clone();
     raw.kube_version = c.kube_version.clone();
     raw.node_name = Some(id.node_name.clone());
     raw.advertise = Some(id.advertise.to_string());

@@ -3,12 +3,12 @@
 //! a joining master's starts as a member of the existing cluster ([`EtcdCluster`]).
 
 use super::{Built, NodeContext, flag, https_url, path_str};
-use crate::model::KubeVersion;
+use crate::etcd::{FlannelApi, etcd_serves_v2};
 use crate::supervise::{Probe, ProbeSpec, TlsProbe};
 
-/// Flannel before v0.17 reads its network config through the etcd v2 API.
+/// Flannel up to v0.17 reads its network config through the etcd v2 API ([`FlannelApi`]).
 pub fn flannel_uses_etcd_v2(flannel_version: &str) -> bool {
-    KubeVersion::parse(flannel_version).is_some_and(|v| !v.at_least(0, 17))
+    FlannelApi::of(flannel_version) == FlannelApi::V2
 }
 
 /// How this master's etcd member takes part in its cluster.
@@ -85,11 +85,11 @@ pub(super) fn build(ctx: &NodeContext<'_>) -> Built {
     if ctx.etcd_cluster.force_new_cluster {
         args.push(flag("force-new-cluster", true));
     }
-    // etcd 3.6 removed the v2 store; 3.4 and 3.5 serve it only when asked.
-    let etcd_has_v2 = KubeVersion::parse(&ctx.etcd_version).is_some_and(|v| !v.at_least(3, 6));
+    // etcd 3.6 removed the v2 API; 3.4 and 3.5 serve it only when asked. A master refuses an
+    // old flannel with an etcd that has none before it gets here (crate::etcd::flannel_api).
     if cfg.network == crate::model::Network::Flannel
         && flannel_uses_etcd_v2(&ctx.flannel_version)
-        && etcd_has_v2
+        && etcd_serves_v2(&ctx.etcd_version)
     {
         args.push(flag("enable-v2", true));
     }

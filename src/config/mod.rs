@@ -34,12 +34,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use raw::{
-    Overrides, RawBackup, RawConfig, RawContainerd, RawDns, RawFetch, RawJoin, RawKubelet, RawPki,
-    RawPorts, RawSupervisor, YamlError,
+    Overrides, RawBackup, RawConfig, RawContainerd, RawDns, RawFetch, RawFlannel, RawJoin,
+    RawKubelet, RawPki, RawPorts, RawSupervisor, YamlError,
 };
 pub use types::{
-    BackupSettings, Config, ContainerdSettings, DnsSettings, FetchSettings, KubeletSettings,
-    LogFormat, PkiSettings, Ports, SupervisorSettings,
+    BackupSettings, Config, ContainerdSettings, DnsSettings, FetchSettings, FlannelSettings,
+    KubeletSettings, LogFormat, PkiSettings, Ports, SupervisorSettings,
 };
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/kubesup";

@@ -43,6 +43,8 @@ pub struct RawConfig {
     pub api_lb_port: i64,
     pub schedulable: bool,
     pub network: String,
+    /// flannel's settings, read with `network: flannel`.
+    pub flannel: RawFlannel,
     pub log_format: String,
     pub ports: RawPorts,
     pub pki: RawPki,
@@ -118,6 +120,24 @@ pub struct RawContainerd {
     pub sandbox_image: String,
 }
 
+/// flannel, the pod network of `network: flannel`. Cluster-wide: a joining node takes it from
+/// the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RawFlannel {
+    /// How pod traffic crosses between nodes: `vxlan` (encapsulated, any network) or `host-gw`
+    /// (plain routes, nodes on one L2 segment).
+    pub backend: String,
+}
+
+impl Default for RawFlannel {
+    fn default() -> Self {
+        Self {
+            backend: crate::model::FlannelBackend::default().name().into(),
+        }
+    }
+}
+
 /// How a worker joins (flags `--join`, `--token-file` override these). Only read by a worker
 /// that has not joined yet.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -186,6 +206,7 @@ impl Default for RawConfig {
             api_lb_port: i64::from(crate::apilb::DEFAULT_PORT),
             schedulable: false,
             network: "flannel".into(),
+            flannel: RawFlannel::default(),
             log_format: "text".into(),
             ports: RawPorts::default(),
             pki: RawPki::default(),
@@ -293,6 +314,8 @@ pub struct Overrides {
     pub join_port: Option<i64>,
     pub schedulable: Option<bool>,
     pub network: Option<String>,
+    /// `flannel.backend` (`--flannel-backend`, `KUBESUP_FLANNEL_BACKEND`).
+    pub flannel_backend: Option<String>,
     pub log_format: Option<String>,
     pub key_type: Option<String>,
     pub extra_sans: Vec<String>,
@@ -347,6 +370,7 @@ impl RawConfig {
         set(&mut self.join_port, o.join_port);
         set(&mut self.schedulable, o.schedulable);
         set(&mut self.network, o.network);
+        set(&mut self.flannel.backend, o.flannel_backend);
         set(&mut self.log_format, o.log_format);
         set(&mut self.pki.key_type, o.key_type);
         self.pki.extra_sans.extend(o.extra_sans);
@@ -385,6 +409,24 @@ mod tests {
             "10.50.0.0/16",
             "file wins over default"
         );
+    }
+
+    /// A nested key layers like a top-level one: the flag (or `KUBESUP_*` variable, which clap
+    /// folds into the same field) wins over the file, the file over the default.
+    #[test]
+    fn the_flannel_backend_layers_file_then_flag() {
+        assert_eq!(RawConfig::default().flannel.backend, "vxlan");
+        let mut raw = RawConfig::from_yaml("flannel: {backend: host-gw}\n").unwrap();
+        assert_eq!(raw.flannel.backend, "host-gw", "file over default");
+        raw.apply(Overrides::default());
+        assert_eq!(raw.flannel.backend, "host-gw", "no flag: the file stays");
+        raw.apply(Overrides {
+            flannel_backend: Some("vxlan".into()),
+            ..Default::default()
+        });
+        assert_eq!(raw.flannel.backend, "vxlan", "flag over file");
+        let e = RawConfig::from_yaml("flannel: {backnd: vxlan}\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field `backnd`"), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{ConfigError, Problems};
-use crate::model::{Component, KeyType, KubeVersion, Network};
+use crate::model::{Component, FlannelBackend, KeyType, KubeVersion, Network};
 use crate::paths::Paths;
 
 /// The validated configuration of one node.
@@ -37,6 +37,8 @@ pub struct Config {
     pub api_lb_port: u16,
     pub schedulable: bool,
     pub network: Network,
+    /// Read only with `network: flannel`; cluster-wide.
+    pub flannel: FlannelSettings,
     pub log_format: LogFormat,
     pub ports: Ports,
     pub pki: PkiSettings,
@@ -61,6 +63,11 @@ impl Config {
             ConfigError::Invalid(p)
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlannelSettings {
+    pub backend: FlannelBackend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,11 +19,13 @@ use ipnet::IpNet;
 
 use super::{
     BackupSettings, Config, ConfigError, ContainerdSettings, DEFAULT_DATA_DIR, DnsSettings,
-    FetchSettings, KubeletSettings, LogFormat, PkiSettings, Ports, Problems, RawBackup, RawConfig,
-    RawContainerd, RawDns, RawFetch, RawJoin, RawKubelet, RawPki, RawSupervisor,
-    SupervisorSettings,
+    FetchSettings, FlannelSettings, KubeletSettings, LogFormat, PkiSettings, Ports, Problems,
+    RawBackup, RawConfig, RawContainerd, RawDns, RawFetch, RawFlannel, RawJoin, RawKubelet, RawPki,
+    RawSupervisor, SupervisorSettings,
 };
-use crate::model::{Component, DEFAULT_KUBE_VERSION, KeyType, KubeVersion, Network};
+use crate::model::{
+    Component, DEFAULT_KUBE_VERSION, FlannelBackend, KeyType, KubeVersion, Network,
+};
 use crate::paths::Paths;
 
 impl RawConfig {
@@ -42,6 +44,7 @@ impl RawConfig {
         cluster_domain(&mut p, &self.cluster_domain);
         let ports = ports(&mut p, self);
         let network = network(&mut p, &self.network);
+        let flannel = flannel(&mut p, &self.flannel);
         let log_format = log_format(&mut p, &self.log_format);
         let pki = pki(&mut p, &self.pki);
         let fetch = fetch(&mut p, &self.fetch);
@@ -78,6 +81,7 @@ impl RawConfig {
             api_lb_port: listen.api_lb,
             schedulable: self.schedulable,
             network: network.ok_or_else(missing)?,
+            flannel: flannel.ok_or_else(missing)?,
             log_format: log_format.ok_or_else(missing)?,
             ports: listen.components,
             pki: pki.ok_or_else(missing)?,
@@ -379,6 +383,20 @@ fn network(p: &mut Problems, given: &str) -> Option<Network> {
             None
         }
     }
+}
+
+/// The `flannel` section. Checked whatever `network` says, so that a typo is found before the
+/// day someone switches to flannel.
+fn flannel(p: &mut Problems, raw: &RawFlannel) -> Option<FlannelSettings> {
+    let backend = FlannelBackend::from_name(&raw.backend);
+    if backend.is_none() {
+        let names: Vec<_> = FlannelBackend::ALL.iter().map(|b| b.name()).collect();
+        p.push(
+            "flannel.backend",
+            format!("{:?} is unknown; use {}", raw.backend, names.join(" or ")),
+        );
+    }
+    Some(FlannelSettings { backend: backend? })
 }
 
 /// `log-format`: how kubesup writes its own log lines.
@@ -779,6 +797,12 @@ mod tests {
         assert_eq!(c.join_port, 9443);
         assert_eq!(c.api_lb_port, crate::apilb::DEFAULT_PORT);
         assert_eq!(c.network, Network::Flannel);
+        assert_eq!(c.flannel.backend, FlannelBackend::Vxlan);
+        let c = RawConfig::from_yaml("flannel: {backend: host-gw}")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.flannel.backend, FlannelBackend::HostGw);
     }
 
     #[test]
@@ -895,6 +919,10 @@ mod tests {
             (
                 "network: calico",
                 "network: \"calico\" is unknown; use flannel or none",
+            ),
+            (
+                "flannel: {backend: udp}",
+                "flannel.backend: \"udp\" is unknown; use vxlan or host-gw",
             ),
             ("log-format: xml", "log-format: \"xml\" is unknown"),
             ("pki: {key-type: dsa}", "pki.key-type: \"dsa\" is unknown"),

@@ -112,6 +112,7 @@ pub async fn serve_on_master(
         kube_version: cfg.kube_version.to_string(),
         etcd_version: Some(manifest.etcd_version.clone()),
         mirror: cfg.mirror.clone(),
+        flannel_backend: cfg.flannel.backend.to_string(),
     };
     let mut ctx = JoinContext::new(
         ca,

@@ -725,6 +725,7 @@ mod tests {
             kube_version: "v1.20.2".into(),
             etcd_version: None,
             mirror: None,
+            flannel_backend: "vxlan".into(),
         };
         let mut ctx = JoinContext::new(
             ca,

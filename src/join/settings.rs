@@ -1,7 +1,7 @@
 //! The settings every master of one cluster must share ([`ClusterSettings`]): read from a
 //! master's validated config when it answers a control-plane join, and laid over a joining
 //! master's own config layers before they are validated, so that the cluster's CIDRs, DNS,
-//! version and network win over whatever the joiner was given.
+//! version, network and flannel backend win over whatever the joiner was given.
 //!
 //! Invariant: a joiner's setting that was given (it differs from kubesup's default) and differs
 //! from the cluster's is refused, naming the key, never silently replaced: a master told to run
@@ -23,6 +23,7 @@ impl ClusterSettings {
             cluster_domain: cfg.cluster_domain.clone(),
             network: cfg.network.to_string(),
             api_port: cfg.api_port,
+            flannel_backend: cfg.flannel.backend.to_string(),
         }
     }
 
@@ -79,6 +80,12 @@ impl ClusterSettings {
             &default.api_port.to_string(),
             &self.api_port.to_string(),
         );
+        check(
+            "flannel.backend",
+            &raw.flannel.backend,
+            &default.flannel.backend,
+            &self.flannel_backend,
+        );
         if !problems.0.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -90,6 +97,7 @@ impl ClusterSettings {
         raw.cluster_domain = self.cluster_domain.clone();
         raw.network = self.network.clone();
         raw.api_port = i64::from(self.api_port);
+        raw.flannel.backend = self.flannel_backend.clone();
         Ok(())
     }
 }
@@ -114,6 +122,7 @@ impl ClusterSettings {
             cluster_domain: "cluster.local".into(),
             network: "none".into(),
             api_port: 6443,
+            flannel_backend: "vxlan".into(),
         }
     }
 }
@@ -132,6 +141,7 @@ mod tests {
             cluster_domain: "cluster.local".into(),
             network: "none".into(),
             api_port: 6443,
+            flannel_backend: "host-gw".into(),
         }
     }
 
@@ -143,6 +153,7 @@ mod tests {
         assert_eq!(raw.network, "none");
         assert_eq!(raw.api_service_ip.as_deref(), Some("10.51.0.1"));
         assert_eq!(raw.kube_version, "v1.20.2");
+        assert_eq!(raw.flannel.backend, "host-gw");
     }
 
     #[test]
@@ -165,5 +176,39 @@ mod tests {
         assert!(e.contains("cluster-domain"), "{e}");
         assert!(!e.contains("network"), "{e}");
         assert_eq!(raw, before, "nothing applied when a key conflicts");
+    }
+
+    /// The flannel backend is a cluster setting like the others: the same value given on the
+    /// joiner is fine, another one is refused by its key, and the default takes the cluster's.
+    #[test]
+    fn a_joiner_takes_the_clusters_flannel_backend_or_is_refused() {
+        let mut raw = RawConfig::default();
+        raw.flannel.backend = "host-gw".into();
+        cluster().apply(&mut raw).unwrap();
+        assert_eq!(raw.validate().unwrap().flannel.backend.name(), "host-gw");
+
+        let mut raw = RawConfig::default();
+        let mut vxlan_cluster = cluster();
+        vxlan_cluster.flannel_backend = "vxlan".into();
+        raw.flannel.backend = "host-gw".into();
+        let before = raw.clone();
+        let e = vxlan_cluster.apply(&mut raw).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid config: flannel.backend: is \"host-gw\" here but \"vxlan\" in the cluster \
+             this master joins; a joining master takes it from the cluster: drop it from the \
+             flags or the config"
+        );
+        assert_eq!(raw, before);
+    }
+
+    /// A record (cluster.json, a backup's manifest) or a join answer from a kubesup that
+    /// predates the key reads as vxlan, what that kubesup wrote into etcd.
+    #[test]
+    fn settings_without_a_flannel_backend_read_as_vxlan() {
+        let mut v = serde_json::to_value(ClusterSettings::sample()).unwrap();
+        v.as_object_mut().unwrap().remove("flannel_backend");
+        let old: ClusterSettings = serde_json::from_value(v).unwrap();
+        assert_eq!(old.flannel_backend, "vxlan");
     }
 }

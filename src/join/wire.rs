@@ -30,6 +30,16 @@ pub struct ClusterInfo {
     pub kube_version: String,
     pub etcd_version: Option<String>,
     pub mirror: Option<String>,
+    /// flannel's backend (`flannel.backend`): a worker checks that it can run it. Absent from
+    /// an older master's answer, which ran vxlan.
+    #[serde(default = "vxlan")]
+    pub flannel_backend: String,
+}
+
+/// What a master that predates `flannel.backend` ran: flannel's network config always said
+/// vxlan.
+fn vxlan() -> String {
+    crate::model::FlannelBackend::Vxlan.name().to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +80,10 @@ pub struct ClusterSettings {
     pub cluster_domain: String,
     pub network: String,
     pub api_port: u16,
+    /// `flannel.backend`. Absent from the records and backups of an older kubesup, whose
+    /// clusters ran vxlan.
+    #[serde(default = "vxlan")]
+    pub flannel_backend: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

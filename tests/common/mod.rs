@@ -377,5 +377,6 @@ pub fn cluster_info(api_server: &str, etcd_server: &str) -> ClusterInfo {
         kube_version: "v1.20.2".into(),
         etcd_version: None,
         mirror: None,
+        flannel_backend: "vxlan".into(),
     }
 }

@@ -63,6 +63,9 @@ pub enum MasterError {
     ApiLb(#[from] crate::apilb::ApiLbError),
     #[error(transparent)]
     Backup(#[from] crate::backup::BackupError),
+    /// The paired flannel and etcd cannot work together (an old flannel needs etcd's v2 API).
+    #[error(transparent)]
+    FlannelEtcd(crate::etcd::EtcdError),
     #[error(
         "this master's etcd member {id} was removed from the cluster, so its data in {} is of no \
          use and it must not start: run `kubesup reset`, then join again with `kubesup master \
@@ -83,6 +86,8 @@ impl crate::errors::Exit for MasterError {
             Self::Join(e) => e.exit_code(),
             Self::Token(e) => e.exit_code(),
             Self::Backup(e) => e.exit_code(),
+            // Found from the config and the release table alone, before anything is written.
+            Self::FlannelEtcd(_) => crate::errors::EXIT_INVALID,
             _ => crate::errors::EXIT_FAILURE,
         }
     }
@@ -162,6 +167,17 @@ async fn serve(
         } => Some(join::ask(url, opts.token.clone(), &raw, &cfg.node_name, advertise).await?),
         _ => None,
     };
+    // The checks of a new join see the cluster's settings (its version, its flannel backend),
+    // which only the answer carries so far; the config proper is made once it is installed.
+    let checked = match &answer {
+        Some(answer) => {
+            let mut raw = raw.clone();
+            answer.settings.apply(&mut raw)?;
+            raw.validate()?
+        }
+        None => cfg.clone(),
+    };
+    check_flannel_etcd(&checked)?;
     // The lock first: it sweeps survivors of a killed kubesup, which would otherwise hold the
     // very ports preflight checks. Nothing is written to the data dir before it is held.
     let daemon = Daemon::acquire(cfg.paths.clone())?;
@@ -170,7 +186,12 @@ async fn serve(
     if cfg.schedulable {
         needed_ports.push(("api-lb-port", cfg.api_lb_port));
     }
-    crate::preflight::run(&cfg, &needed_ports, cfg.schedulable, &opts.ignore_preflight)?;
+    crate::preflight::run(
+        &checked,
+        &needed_ports,
+        cfg.schedulable,
+        &opts.ignore_preflight,
+    )?;
 
     // A joining master: the cluster's keys and settings, then its config with them.
     let cfg = match &start {
@@ -307,6 +328,21 @@ async fn serve(
     Ok(())
 }
 
+/// With flannel, whether the flannel and etcd this master will run can work together: a
+/// flannel that reads etcd's v2 API needs an etcd that still has it ([`crate::etcd::flannel_api`]).
+/// Decided from the release table and the config alone, before anything is fetched or written.
+fn check_flannel_etcd(cfg: &Config) -> Result<(), MasterError> {
+    if cfg.network != Network::Flannel {
+        return Ok(());
+    }
+    let manifest = fetch::Fetcher::new(fetch::FetchOptions::from_config(cfg))
+        .and_then(|f| f.manifest(&cfg.kube_version))
+        .map_err(crate::plan::BuildError::from)?;
+    crate::etcd::flannel_api(&manifest.flannel_version, &manifest.etcd_version)
+        .map_err(MasterError::FlannelEtcd)?;
+    Ok(())
+}
+
 fn gate_apiserver(
     mut specs: Vec<crate::supervise::ChildSpec>,
     voter: &tokio::sync::watch::Receiver<bool>,
@@ -375,9 +411,9 @@ fn hooks(
 
     if cfg.network == Network::Flannel {
         let cfg = cfg.clone();
-        let v2 = components::flannel_uses_etcd_v2(&manifest.flannel_version);
+        let api = crate::etcd::FlannelApi::of(&manifest.flannel_version);
         hooks.push(once_ready(Component::Etcd, move || async move {
-            write_flannel(&cfg, v2).await
+            write_flannel(&cfg, api).await
         }));
     }
 
@@ -409,7 +445,7 @@ fn hooks(
     hooks
 }
 
-async fn write_flannel(cfg: &Config, v2: bool) {
+async fn write_flannel(cfg: &Config, api: crate::etcd::FlannelApi) {
     let tls = crate::cmd::healthcheck_tls(&cfg.paths.pki());
     let endpoint = crate::etcd::local_endpoint(cfg.ports.etcd_client);
     // Bounded: a few attempts over about a minute, then give up loudly (the operator can
@@ -422,7 +458,15 @@ async fn write_flannel(cfg: &Config, v2: bool) {
                 let mut c = crate::etcd::connect(&endpoint, &tls).await?;
                 let version = crate::etcd::status(&mut c).await?;
                 info!(version, "etcd is healthy");
-                crate::etcd::write_flannel_config(&mut c, &endpoint, &tls, cfg.pod_cidr, v2).await
+                crate::etcd::write_flannel_config(
+                    &mut c,
+                    &endpoint,
+                    &tls,
+                    cfg.pod_cidr,
+                    cfg.flannel.backend,
+                    api,
+                )
+                .await
             },
             |_| false,
         )
@@ -501,4 +545,50 @@ async fn renew_certificates(
         spec: crate::plan::pki_spec(&cfg, advertise),
     };
     crate::renewal::run("master", side, SystemTime::now, |c| sup.restart(c.name())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        let mut raw = crate::config::RawConfig::from_yaml(yaml).unwrap();
+        raw.data_dir = "/srv/ks".into();
+        raw.validate().unwrap()
+    }
+
+    /// An old flannel (etcd v2) with an etcd that has no v2 API is refused before anything is
+    /// written, exit code 2, one line naming both keys; the pairings of the release table, and
+    /// a cluster without flannel, pass.
+    #[test]
+    fn an_old_flannel_with_etcd_3_6_is_refused_up_front() {
+        let e = check_flannel_etcd(&config(
+            "kube-version: v1.35.0\nfetch: {flannel-version: v0.16.3}\n",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            crate::errors::Exit::exit_code(&e),
+            crate::errors::EXIT_INVALID
+        );
+        let line = crate::errors::Exit::render(&e);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("error: flannel v0.16.3 reads"), "{line}");
+        assert!(line.contains("etcd v3.6.5"), "{line}");
+        check_flannel_etcd(&config(
+            "kube-version: v1.35.0\nfetch: {flannel-version: v0.16.3}\nnetwork: none\n",
+        ))
+        .unwrap();
+        for version in [
+            "v1.20.2",
+            "v1.23.0",
+            "v1.24.0",
+            crate::model::DEFAULT_KUBE_VERSION,
+        ] {
+            check_flannel_etcd(&config(&format!("kube-version: {version}\n"))).unwrap();
+        }
+        check_flannel_etcd(&config(
+            "kube-version: v1.20.2\nfetch: {etcd-version: v3.6.5, flannel-version: v0.18.0}\n",
+        ))
+        .unwrap();
+    }
 }
