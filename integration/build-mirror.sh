@@ -8,6 +8,15 @@
 #                                                 Debian's /usr/bin/etcd and etcdctl, in the
 #                                                 upstream tarball layout (top dir etcd-v3.4.23-linux-amd64/)
 #   etcd-io/etcd/releases/download/v3.4.23/SHA256SUMS   "<hex>  etcd-v3.4.23-linux-amd64.tar.gz"
+#   flannel-io/cni-plugin/releases/download/v1.1.2/cni-plugin-flannel-linux-amd64-v1.1.2.tgz
+#                                                 a STAND-IN for flannel's CNI plugin (the release
+#                                                 kubesup pairs with v1.20), which is in no
+#                                                 reachable registry: `flannel-amd64` at the top,
+#                                                 as flannel-io/cni-plugin packs it
+#   flannel-io/cni-plugin/releases/download/v1.1.2/cni-plugin-flannel-linux-amd64-v1.1.2.tgz.sha256
+#                                                 "<hex>  cni-plugin-flannel-linux-amd64-v1.1.2.tgz"
+#
+# No flanneld: tests that run one publish their own stand-in in a scratch mirror.
 #
 # Idempotent: files are replaced only when their content changes, and the tarball is built
 # reproducibly (sorted names, fixed mtime and owner, gzip -n), so a rerun yields the same hashes.
@@ -79,5 +88,30 @@ install_if_changed "$tmp/$top.tar.gz" "$edir/$top.tar.gz" 0644
 printf '%s  %s\n' "$(sha256sum "$edir/$top.tar.gz" | cut -d' ' -f1)" "$top.tar.gz" > "$tmp/SHA256SUMS"
 install_if_changed "$tmp/SHA256SUMS" "$edir/SHA256SUMS" 0644
 
-log "mirror ready: Kubernetes $KUBE_VERSION ($ARCH), etcd $ETCD_VERSION"
+# flannel's CNI plugin: every node that runs pods on flannel's network fetches it. The
+# stand-in answers CNI's VERSION and DEL, and refuses ADD in CNI's error format, so a pod that
+# would need flannel's network fails saying why instead of hanging.
+FLANNEL_CNI_VERSION=v1.1.2
+fcdir="$MIRROR/flannel-io/cni-plugin/releases/download/$FLANNEL_CNI_VERSION"
+fcfile="cni-plugin-flannel-linux-$ARCH-$FLANNEL_CNI_VERSION.tgz"
+mkdir -p "$tmp/flannel-cni"
+cat > "$tmp/flannel-cni/flannel-$ARCH" <<'STANDIN'
+#!/bin/sh
+# Test-bed stand-in for flannel's CNI plugin (flannel-io/cni-plugin), in no reachable registry.
+case "$CNI_COMMAND" in
+  VERSION) echo '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0"]}' ;;
+  DEL) exit 0 ;;
+  *) echo '{"cniVersion":"0.4.0","code":100,"msg":"test-bed stand-in for flannel'"'"'s CNI plugin: no flannel network here"}'
+     exit 1 ;;
+esac
+STANDIN
+chmod 0755 "$tmp/flannel-cni/flannel-$ARCH"
+tar -C "$tmp/flannel-cni" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+  -cf "$tmp/$fcfile.tar" "flannel-$ARCH"
+gzip -n -6 -c "$tmp/$fcfile.tar" > "$tmp/$fcfile"
+install_if_changed "$tmp/$fcfile" "$fcdir/$fcfile" 0644
+printf '%s  %s\n' "$(sha256sum "$fcdir/$fcfile" | cut -d' ' -f1)" "$fcfile" > "$tmp/$fcfile.sha256"
+install_if_changed "$tmp/$fcfile.sha256" "$fcdir/$fcfile.sha256" 0644
+
+log "mirror ready: Kubernetes $KUBE_VERSION ($ARCH), etcd $ETCD_VERSION, flannel CNI plugin $FLANNEL_CNI_VERSION (stand-in)"
 echo "$MIRROR"

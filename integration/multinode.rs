@@ -620,7 +620,7 @@ fn a_flannel_worker_gets_etcd_credentials_for_flanneld_stand_in_for_flanneld() {
     let mirror_dir = scratch.dir.join("mirror");
     let flannel_dir = mirror_dir.join("flannel-io/flannel/releases/download/v0.13.0");
     std::fs::create_dir_all(&flannel_dir).unwrap();
-    for top in ["release", "etcd-io"] {
+    for top in ["release", "etcd-io", "flannel-io/cni-plugin"] {
         std::os::unix::fs::symlink(tb.mirror.join(top), mirror_dir.join(top)).unwrap();
     }
     let stand_in = flannel_dir.join("flanneld-amd64");

@@ -418,6 +418,10 @@ pub struct FetchArgs {
     /// Load binaries from a bundle made by `--bundle` instead of the network.
     #[arg(long, value_name = "FILE")]
     pub from_bundle: Option<PathBuf>,
+    /// Print each download (name, URL, where its checksum comes from, what it provides)
+    /// without fetching anything.
+    #[arg(long, conflicts_with_all = ["bundle", "from_bundle"])]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

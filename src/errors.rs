@@ -530,6 +530,17 @@ mod tests {
                 Box::new(crate::plan::BuildError::Fetch(fetch())),
             ),
             ("BuildError::Components", Box::new(build())),
+            (
+                "BuildError::Cni",
+                Box::new(crate::plan::BuildError::Cni(crate::network::CniError {
+                    plugin: "flannel".into(),
+                    dir: p("/usr/lib/cni"),
+                    problem: "present",
+                    owner: "containerd.cni-bin-dir",
+                    origin: "is released by flannel-io/cni-plugin",
+                    fix: "remove containerd.cni-bin-dir so kubesup fetches it, or install it there",
+                })),
+            ),
             // Supervision.
             (
                 "ProcessError::Exec",

@@ -11,6 +11,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use tracing::debug;
+
 use crate::components::{self, Binaries, BinaryRef, GeneratedFile, NodeContext};
 use crate::config::Config;
 use crate::fetch::{self, FetchOptions, FetchedSet, Fetcher};
@@ -27,6 +29,8 @@ pub enum BuildError {
     Components(#[from] components::ComponentError),
     #[error("the binary for {0} was not fetched")]
     MissingBinary(&'static str),
+    #[error(transparent)]
+    Cni(#[from] crate::network::CniError),
 }
 
 /// A node's plan: the specs to supervise and the files they read, not yet written.
@@ -190,20 +194,71 @@ pub fn needs_runtime(cfg: &Config, role: NodeRole) -> bool {
         && crate::preflight::which("containerd").is_none()
 }
 
+/// What a node fetches: [`fetch::needed_artifacts`], less flannel's CNI plugin when the
+/// operator chose the CNI bin dir (`containerd.cni-bin-dir` is theirs to fill), plus the
+/// runtime ([`fetch::Artifact::RUNTIME`]) when asked.
+pub fn node_artifacts(cfg: &Config, role: NodeRole, with_runtime: bool) -> Vec<fetch::Artifact> {
+    let mut artifacts = fetch::needed_artifacts(role, cfg.network);
+    if cfg.containerd.cni_bin_dir.is_some() {
+        artifacts.retain(|a| *a != fetch::Artifact::FlannelCni);
+    }
+    if with_runtime {
+        artifacts.extend(fetch::Artifact::RUNTIME);
+    }
+    artifacts
+}
+
 /// Fetches (or finds in the cache) every binary this node needs, and the release manifest
-/// that chose them.
+/// that chose them. The CNI bin dir is readied and checked around the fetch
+/// ([`check_cni_before_fetch`], [`ready_cni_after_fetch`]).
 pub async fn fetch_binaries(
     cfg: &Config,
     role: NodeRole,
 ) -> Result<(FetchedSet, fetch::ReleaseManifest), BuildError> {
+    check_cni_before_fetch(cfg, role)?;
     let fetcher = Fetcher::new(FetchOptions::from_config(cfg))?;
     let manifest = fetcher.manifest(&cfg.kube_version)?;
-    let mut artifacts = fetch::needed_artifacts(role, cfg.network);
-    if needs_runtime(cfg, role) {
-        artifacts.extend(fetch::Artifact::RUNTIME);
-    }
+    let artifacts = node_artifacts(cfg, role, needs_runtime(cfg, role));
     let set = fetcher.fetch(&cfg.kube_version, &artifacts).await?;
+    ready_cni_after_fetch(cfg, role, &set)?;
     Ok((set, manifest))
+}
+
+/// On a node that runs pods, checks the operator's CNI bin dir (`containerd.cni-bin-dir`)
+/// before anything is fetched: nothing fetched goes there, and a fetch that fails for another
+/// reason must not hide it ([`crate::network::check_cni_plugins`]).
+pub fn check_cni_before_fetch(cfg: &Config, role: NodeRole) -> Result<(), BuildError> {
+    if role.runs_pods()
+        && let dir @ components::CniBinDir::Operator(_) = &components::cni_bin_dir(cfg)
+    {
+        crate::network::check_cni_plugins(cfg, dir)?;
+    }
+    Ok(())
+}
+
+/// On a node that runs pods with kubesup's own CNI bin dir, once the fetch has filled it
+/// (however it fetched): links the OS's plugins in beside the fetched ones, unless the
+/// runtime's plugins were fetched too, and checks that every plugin the node's CNI config
+/// names is there, before anything starts.
+pub fn ready_cni_after_fetch(
+    cfg: &Config,
+    role: NodeRole,
+    set: &FetchedSet,
+) -> Result<(), BuildError> {
+    if !role.runs_pods() {
+        return Ok(());
+    }
+    if let dir @ components::CniBinDir::Kubesup(_) = &components::cni_bin_dir(cfg) {
+        if !set.sources.contains_key(fetch::Artifact::CniPlugins.name())
+            && !set.binaries.contains_key("cni/bridge")
+            && let Some(os) = components::os_cni_plugin_dir()
+        {
+            let linked = set.link_os_cni_plugins(&os)?;
+            debug!(os = %os.display(), dir = %dir.path().display(), plugins = linked.len(), "linked the OS's CNI plugins");
+        }
+        crate::network::check_cni_plugins(cfg, dir)?;
+    }
+    Ok(())
 }
 
 /// Components that read this leaf only at start-up and must be restarted when it changes.
@@ -297,6 +352,27 @@ fn master_kubeconfig_servers(cfg: &Config, advertise: IpAddr) -> KubeconfigServe
 mod tests {
     use super::*;
     use crate::pki::{Issued, ReissueReason};
+
+    #[test]
+    fn flannels_cni_plugin_is_fetched_unless_the_cni_dir_is_the_operators() {
+        use fetch::Artifact;
+        let cfg = |yaml: &str| {
+            let mut raw = crate::config::RawConfig::from_yaml(yaml).unwrap();
+            raw.data_dir = "/srv/ks".into();
+            raw.node_name = Some("node1".into());
+            raw.validate().unwrap()
+        };
+        let ours = cfg("network: flannel\n");
+        let a = node_artifacts(&ours, NodeRole::Worker, false);
+        assert!(a.contains(&Artifact::FlannelCni) && !a.contains(&Artifact::CniPlugins));
+        let a = node_artifacts(&ours, NodeRole::Worker, true);
+        assert!(a.contains(&Artifact::FlannelCni) && a.contains(&Artifact::CniPlugins));
+        let theirs = cfg("network: flannel\ncontainerd: {cni-bin-dir: /usr/lib/cni}\n");
+        let a = node_artifacts(&theirs, NodeRole::Worker, true);
+        assert!(!a.contains(&Artifact::FlannelCni) && a.contains(&Artifact::Flanneld));
+        let none = cfg("network: none\n");
+        assert!(!node_artifacts(&none, NodeRole::Worker, false).contains(&Artifact::FlannelCni));
+    }
 
     #[test]
     fn every_leaf_restarts_what_reads_it() {

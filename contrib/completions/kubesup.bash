@@ -1084,7 +1084,7 @@ _kubesup() {
             return 0
             ;;
         kubesup__subcmd__fetch)
-            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --role --with-runtime --bundle --from-bundle --log-format --log --help --version"
+            opts="-h -V --config --data-dir --advertise --node-name --kube-version --mirror --pod-cidr --service-cidr --cluster-dns --cluster-domain --api-port --join-port --schedulable --network --flannel-backend --key-type --extra-sans --etcd-version --insecure-skip-verify --role --with-runtime --bundle --from-bundle --dry-run --log-format --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

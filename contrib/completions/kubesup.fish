@@ -309,6 +309,7 @@ complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l log-format -d 
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l log -d 'Log filter (tracing-subscriber syntax), e.g. `info` or `kubesup=debug`' -r
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l insecure-skip-verify -d 'Run binaries whose checksum could not be verified. Dangerous; logged loudly'
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l with-runtime -d 'Also fetch containerd, runc and the CNI plugins'
+complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -l dry-run -d 'Print each download (name, URL, where its checksum comes from, what it provides) without fetching anything'
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -s h -l help -d 'Print help'
 complete -c kubesup -n "__fish_kubesup_using_subcommand fetch" -s V -l version -d 'Print version'
 complete -c kubesup -n "__fish_kubesup_using_subcommand install; and not __fish_seen_subcommand_from master worker help" -l log-format -d 'Log format of kubesup\'s own output and of forwarded component output' -r

@@ -532,6 +532,7 @@ _arguments "${_arguments_options[@]}" : \
 '--log=[Log filter (tracing-subscriber syntax), e.g. \`info\` or \`kubesup=debug\`]:LOG:_default' \
 '--insecure-skip-verify[Run binaries whose checksum could not be verified. Dangerous; logged loudly]' \
 '--with-runtime[Also fetch containerd, runc and the CNI plugins]' \
+'(--bundle --from-bundle)--dry-run[Print each download (name, URL, where its checksum comes from, what it provides) without fetching anything]' \
 '-h[Print help]' \
 '--help[Print help]' \
 '-V[Print version]' \

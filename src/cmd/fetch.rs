@@ -3,7 +3,7 @@
 use crate::cli::FetchArgs;
 use crate::cmd::{Globals, SetupError};
 use crate::config::{Config, ConfigError};
-use crate::fetch::{Artifact, FetchError, FetchOptions, Fetcher, needed_artifacts};
+use crate::fetch::{FetchError, FetchOptions, Fetcher};
 use crate::model::NodeRole;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +37,19 @@ async fn fetch(cfg: Config, a: FetchArgs) -> Result<(), FetchError> {
         );
         return Ok(());
     }
-    let mut artifacts = needed_artifacts(NodeRole::new(a.role, cfg.schedulable), cfg.network);
-    if a.with_runtime {
-        artifacts.extend(Artifact::RUNTIME);
+    let role = NodeRole::new(a.role, cfg.schedulable);
+    let artifacts = crate::plan::node_artifacts(&cfg, role, a.with_runtime);
+    if a.dry_run {
+        for d in fetcher.plan(&cfg.kube_version, &artifacts)? {
+            println!("{:<24} {}", d.name, d.url);
+            let checksum = match d.checksum.as_slice() {
+                [] => "none published".to_string(),
+                sources => sources.join(", then "),
+            };
+            println!("{:<24} checksum: {checksum}", "");
+            println!("{:<24} provides: {}", "", d.provides.join(", "));
+        }
+        return Ok(());
     }
     let set = fetcher.fetch(&cfg.kube_version, &artifacts).await?;
     for (name, b) in &set.binaries {

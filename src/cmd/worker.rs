@@ -33,7 +33,10 @@ use crate::kube::{Credentials, Kube};
 use crate::model::{Component, NodeRole};
 use crate::paths::{KubeconfigUser, Paths};
 use crate::pki::{Leaf, next_renewal_of};
-use crate::plan::{Build, BuildError, fetch_binaries, needs_runtime, ports};
+use crate::plan::{
+    Build, BuildError, check_cni_before_fetch, fetch_binaries, needs_runtime, ports,
+    ready_cni_after_fetch,
+};
 use crate::supervise::{Supervisor, SupervisorHandle};
 
 use crate::cmd::nodelb as lb;
@@ -441,6 +444,7 @@ async fn node_binaries(
     if cfg.mirror.is_some() {
         return Ok(fetch_binaries(cfg, role).await?);
     }
+    check_cni_before_fetch(cfg, role)?;
     let fetcher = Fetcher::new(FetchOptions::from_config(cfg)).map_err(BuildError::from)?;
     let manifest = fetcher
         .manifest(&cfg.kube_version)
@@ -481,6 +485,7 @@ async fn node_binaries(
             };
             warn!(master = %id.join_url, error = %crate::errors::chain(&e),
                 "the master does not answer; running the binaries fetched before");
+            ready_cni_after_fetch(cfg, role, &set)?;
             return Ok((set, manifest));
         }
         Err(source) => {
@@ -500,6 +505,7 @@ async fn node_binaries(
         .fetch_listed(&cfg.kube_version, &list, &master)
         .await
         .map_err(BuildError::from)?;
+    ready_cni_after_fetch(cfg, role, &set)?;
     Ok((set, manifest))
 }
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Built, GeneratedFile, NodeContext, path_str};
+use crate::config::Config;
 use crate::supervise::{Probe, ProbeSpec};
 
 /// True when this process lacks CAP_SYS_RESOURCE. containerd then must not ask runc for a
@@ -21,17 +22,45 @@ pub fn lacks_cap_sys_resource() -> bool {
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) == 0)
 }
 
-/// Debian installs the CNI plugins in /usr/lib/cni; upstream's convention is /opt/cni/bin.
-fn cni_bin_dir(configured: Option<&Path>) -> PathBuf {
-    if let Some(dir) = configured {
-        return dir.to_path_buf();
+/// The dir containerd looks in for CNI plugins (its CRI `bin_dir`), and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CniBinDir {
+    /// `containerd.cni-bin-dir`: the operator's. kubesup fetches nothing into it and links
+    /// nothing there; it only checks that the plugins the CNI config names are in it.
+    Operator(PathBuf),
+    /// kubesup's own, `bin/VERSION/cni/`: the fetched plugins (flannel's always, the runtime's
+    /// with the runtime) and links to the OS's.
+    Kubesup(PathBuf),
+}
+
+impl CniBinDir {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Operator(p) | Self::Kubesup(p) => p,
+        }
     }
-    let debian = Path::new("/usr/lib/cni");
-    if debian.join("bridge").exists() {
-        debian.to_path_buf()
-    } else {
-        PathBuf::from("/opt/cni/bin")
+}
+
+/// Which CNI bin dir this node's containerd uses. kubesup's own unless the operator chose one:
+/// one dir holding every plugin the CNI config names, whichever of them the OS provides.
+pub fn cni_bin_dir(cfg: &Config) -> CniBinDir {
+    match &cfg.containerd.cni_bin_dir {
+        Some(dir) => CniBinDir::Operator(dir.clone()),
+        None => CniBinDir::Kubesup(crate::fetch::kubesup_cni_bin_dir(
+            &cfg.paths,
+            &cfg.kube_version,
+        )),
     }
+}
+
+/// Where the OS keeps the runtime's CNI plugins, if anywhere: Debian installs them in
+/// /usr/lib/cni, upstream's convention is /opt/cni/bin.
+pub fn os_cni_plugin_dir() -> Option<PathBuf> {
+    ["/usr/lib/cni", "/opt/cni/bin"]
+        .into_iter()
+        .map(Path::new)
+        .find(|d| d.join("bridge").is_file())
+        .map(Path::to_path_buf)
 }
 
 fn toml_str(s: &str) -> String {
@@ -92,9 +121,7 @@ state = {state}
         ttrpc = toml_str(&format!("{}.ttrpc", sock.display())),
         opt = toml_str(&path_str(&p.containerd_dir().join("opt"))),
         sandbox = toml_str(&cfg.containerd.sandbox_image),
-        cni_bin = toml_str(&path_str(&cni_bin_dir(
-            cfg.containerd.cni_bin_dir.as_deref()
-        ))),
+        cni_bin = toml_str(&path_str(cni_bin_dir(cfg).path())),
         cni_conf = toml_str(&path_str(&p.cni_conf_dir())),
     );
     let args = vec!["--config".to_string(), path_str(&file)];

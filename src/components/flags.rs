@@ -19,7 +19,10 @@ pub const REMOVED: &[(Component, &str, u64, u64)] = &[
     (Component::KubeControllerManager, "address", 1, 24),
     (Component::KubeScheduler, "port", 1, 24),
     (Component::KubeScheduler, "address", 1, 24),
-    // dockershim's network flags went with it in 1.24.
+    // dockershim's network flags went with it in 1.24. kubesup never passes them, even where
+    // they exist: with `--container-runtime=remote` kubelet ignores them (v1.20's help: "This
+    // docker-specific flag only works when container-runtime is set to docker"). The CNI bin
+    // dir that matters is containerd's CRI `bin_dir` (components/containerd.rs).
     (Component::Kubelet, "network-plugin", 1, 24),
     (Component::Kubelet, "cni-bin-dir", 1, 24),
     (Component::Kubelet, "cni-conf-dir", 1, 24),

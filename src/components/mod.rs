@@ -37,7 +37,7 @@ use crate::model::{Component, NodeRole};
 use crate::retry::Backoff;
 use crate::supervise::{ChildSpec, Exec, Policy, ProbeSpec};
 
-pub use containerd::lacks_cap_sys_resource;
+pub use containerd::{CniBinDir, cni_bin_dir, lacks_cap_sys_resource, os_cni_plugin_dir};
 pub use etcd::{EtcdCluster, flannel_uses_etcd_v2};
 
 #[derive(Debug, thiserror::Error)]

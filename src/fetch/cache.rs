@@ -119,6 +119,24 @@ pub(crate) fn unique_sibling(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Points `link` at `target` by rename(2) of a new symlink over it: a reader (containerd
+/// looking up a CNI plugin) sees the old link or the new one, never none. A no-op when it
+/// already points there.
+pub(crate) fn symlink_atomic(link: &Path, target: &Path) -> Result<(), FetchError> {
+    if fs::read_link(link).is_ok_and(|t| t == target) {
+        return Ok(());
+    }
+    let dir = link.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let tmp = unique_sibling(link);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io_err("create link", &tmp))?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("replace link", link)(e));
+    }
+    sync_dir(dir)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), FetchError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -208,19 +226,7 @@ impl Cache {
 
     /// Points `link` (a named link in a version's bin dir) at the blob, replacing atomically.
     pub(crate) fn link(&self, link: &Path, hex: &str) -> Result<(), FetchError> {
-        let target = self.blob(hex);
-        if fs::read_link(link).is_ok_and(|t| t == target) {
-            return Ok(());
-        }
-        let dir = link.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        let tmp = unique_sibling(link);
-        std::os::unix::fs::symlink(&target, &tmp).map_err(io_err("create link", &tmp))?;
-        if let Err(e) = fs::rename(&tmp, link) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err("replace link", link)(e));
-        }
-        sync_dir(dir)
+        symlink_atomic(link, &self.blob(hex))
     }
 
     pub(crate) fn archive_index(&self, hex: &str) -> Option<ArchiveIndex> {

@@ -78,6 +78,31 @@ pub enum FetchError {
     NoChecksum { artifact: String, url: String },
     #[error("checksum file {url} has no entry for {file}")]
     ChecksumEntry { url: String, file: String },
+    #[error("cannot read GitHub's release answer {url}")]
+    ReleaseAnswer {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "GitHub's API refused {url} (HTTP {status}; it allows 60 requests an hour without a token): retry later, serve the answer from a mirror, or pin the checksum (fetch.checksums.{artifact} in the config)"
+    )]
+    ReleaseApiRefused {
+        artifact: String,
+        url: String,
+        status: u16,
+    },
+    #[error("the release answer {url} lists no asset {asset} (is the version right?)")]
+    ReleaseNoAsset { url: String, asset: String },
+    #[error(
+        "GitHub's release answer {url} shows no SHA-256 digest for {asset} (GitHub computes them only for assets uploaded since June 2025); pin one (fetch.checksums.{artifact} in the config) or pass --insecure-skip-verify"
+    )]
+    NoReleaseDigest {
+        artifact: String,
+        url: String,
+        asset: String,
+    },
+
     #[error("checksum file {url} {reason}")]
     ChecksumFile { url: String, reason: &'static str },
     #[error("cannot unpack {url}")]

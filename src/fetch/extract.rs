@@ -78,11 +78,11 @@ pub(super) fn extract(
             }
         }
     }
-    for r in select.required() {
-        if !idx.members.contains_key(&format!("{link_prefix}{r}")) {
+    for (member, kept_as) in select.required() {
+        if !idx.members.contains_key(&format!("{link_prefix}{kept_as}")) {
             return Err(FetchError::MissingMember {
                 url: url.to_string(),
-                member: (*r).to_string(),
+                member,
             });
         }
     }

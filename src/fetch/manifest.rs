@@ -29,10 +29,11 @@ pub enum Artifact {
     Containerd,
     Runc,
     CniPlugins,
+    FlannelCni,
 }
 
 impl Artifact {
-    pub const ALL: [Artifact; 11] = [
+    pub const ALL: [Artifact; 12] = [
         Self::KubeApiserver,
         Self::KubeControllerManager,
         Self::KubeScheduler,
@@ -44,6 +45,7 @@ impl Artifact {
         Self::Containerd,
         Self::Runc,
         Self::CniPlugins,
+        Self::FlannelCni,
     ];
 
     /// The container runtime, fetched only when the caller asks (a worker may take them from
@@ -64,6 +66,7 @@ impl Artifact {
             Self::Containerd => "containerd",
             Self::Runc => "runc",
             Self::CniPlugins => "cni-plugins",
+            Self::FlannelCni => "flannel-cni",
         }
     }
 
@@ -107,7 +110,11 @@ impl std::fmt::Display for Artifact {
 
 /// The artifacts a node needs, without the container runtime (append [`Artifact::RUNTIME`]
 /// when the node does not take containerd, runc and CNI plugins from the OS): one per component
-/// that [`NodeRole::components`] says the node runs, and kubectl on a master, for its operator.
+/// that [`NodeRole::components`] says the node runs, kubectl on a master, for its operator, and
+/// flannel's CNI plugin where pods run on flannel's network: the CNI config names it, and no
+/// runtime's plugin set carries it any more (containernetworking/plugins dropped it in v1.0.0;
+/// Debian's `containernetworking-plugins` has none). The caller leaves it out when the operator
+/// chose the CNI bin dir (`containerd.cni-bin-dir`): that dir is theirs to fill.
 pub fn needed_artifacts(role: NodeRole, network: Network) -> Vec<Artifact> {
     let mut out: Vec<Artifact> = role
         .components(network)
@@ -116,6 +123,9 @@ pub fn needed_artifacts(role: NodeRole, network: Network) -> Vec<Artifact> {
         .collect();
     if role.role() == Role::Master {
         out.push(Artifact::Kubectl);
+    }
+    if role.runs_pods() && network == Network::Flannel {
+        out.push(Artifact::FlannelCni);
     }
     out.sort();
     out
@@ -143,6 +153,22 @@ const ARCHES: [&str; 6] = ["amd64", "arm64", "arm", "ppc64le", "s390x", "riscv64
 
 /// One row of the built-in table. Versions are what kubeadm paired with that minor (etcd) or
 /// what was current when it was released (flannel, containerd, runc, CNI plugins).
+///
+/// `flannel_cni` is flannel's own CNI plugin (github.com/flannel-io/cni-plugin). Every minor
+/// needs one with `network: flannel`: from v1.21 on the table's CNI plugins are v1.0.0 or
+/// later, from which containernetworking/plugins removed `flannel`; before that a node may take
+/// the runtime's plugins from the OS, and Debian's `containernetworking-plugins` has no
+/// `flannel` either. So kubesup fetches it for every minor, and the CNI plugins' archive never
+/// provides `flannel` (one source for one name). The plugin only reads the subnet file flanneld
+/// writes (a format unchanged across flannel's releases) and delegates to `bridge` with
+/// `host-local`, so a plugin newer than the row's flanneld is safe; the versions are ones whose
+/// release assets were checked, since the archive's name changed across releases
+/// ([`flannel_cni_file`]):
+/// - v1.1.2 (which flannel v0.21 paired): for the rows up to flannel v0.21, including those from
+///   before flannel released the plugin on its own (v1.0.0, late 2021);
+/// - v1.5.1-flannel2 (flannel v0.25): for flannel v0.22 to v0.26;
+/// - v1.9.1-flannel1 (flannel v0.28): for flannel v0.27, whose own pairing (v1.8.0-flannel1) has
+///   an archive name that could not be confirmed.
 struct Row {
     minor: u64,
     etcd: &'static str,
@@ -150,6 +176,7 @@ struct Row {
     containerd: &'static str,
     runc: &'static str,
     cni: &'static str,
+    flannel_cni: &'static str,
 }
 
 const fn row(
@@ -159,6 +186,7 @@ const fn row(
     containerd: &'static str,
     runc: &'static str,
     cni: &'static str,
+    flannel_cni: &'static str,
 ) -> Row {
     Row {
         minor,
@@ -167,33 +195,94 @@ const fn row(
         containerd,
         runc,
         cni,
+        flannel_cni,
     }
 }
 
+const FC_OLD: &str = "v1.1.2";
+const FC_MID: &str = "v1.5.1-flannel2";
+const FC_NEW: &str = "v1.9.1-flannel1";
+
 /// Ordered by minor; [`ReleaseManifest::resolve`] relies on rows being contiguous.
 const TABLE: &[Row] = &[
-    row(17, "v3.4.3", "v0.11.0", "v1.4.13", "v1.0.3", "v0.9.1"),
-    row(18, "v3.4.3", "v0.12.0", "v1.4.13", "v1.0.3", "v0.9.1"),
-    row(19, "v3.4.13", "v0.13.0", "v1.4.13", "v1.0.3", "v0.9.1"),
-    row(20, "v3.4.13", "v0.13.0", "v1.4.13", "v1.0.3", "v0.9.1"),
-    row(21, "v3.4.13", "v0.14.0", "v1.5.18", "v1.1.4", "v1.1.1"),
-    row(22, "v3.5.0", "v0.15.1", "v1.5.18", "v1.1.4", "v1.1.1"),
-    row(23, "v3.5.1", "v0.16.3", "v1.6.20", "v1.1.5", "v1.1.1"),
-    row(24, "v3.5.3", "v0.18.1", "v1.6.20", "v1.1.5", "v1.1.1"),
-    row(25, "v3.5.4", "v0.20.2", "v1.6.20", "v1.1.5", "v1.1.1"),
-    row(26, "v3.5.6", "v0.21.4", "v1.7.13", "v1.1.12", "v1.3.0"),
-    row(27, "v3.5.7", "v0.22.3", "v1.7.13", "v1.1.12", "v1.3.0"),
-    row(28, "v3.5.9", "v0.23.0", "v1.7.13", "v1.1.12", "v1.3.0"),
-    row(29, "v3.5.10", "v0.24.4", "v1.7.20", "v1.1.13", "v1.4.1"),
-    row(30, "v3.5.12", "v0.25.7", "v1.7.20", "v1.1.13", "v1.4.1"),
-    row(31, "v3.5.15", "v0.26.7", "v2.0.5", "v1.2.6", "v1.6.2"),
-    row(32, "v3.5.16", "v0.26.7", "v2.0.5", "v1.2.6", "v1.6.2"),
-    row(33, "v3.5.21", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1"),
-    row(34, "v3.6.4", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1"),
-    row(35, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1"),
-    row(36, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1"),
-    row(37, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1"),
+    row(
+        17, "v3.4.3", "v0.11.0", "v1.4.13", "v1.0.3", "v0.9.1", FC_OLD,
+    ),
+    row(
+        18, "v3.4.3", "v0.12.0", "v1.4.13", "v1.0.3", "v0.9.1", FC_OLD,
+    ),
+    row(
+        19, "v3.4.13", "v0.13.0", "v1.4.13", "v1.0.3", "v0.9.1", FC_OLD,
+    ),
+    row(
+        20, "v3.4.13", "v0.13.0", "v1.4.13", "v1.0.3", "v0.9.1", FC_OLD,
+    ),
+    row(
+        21, "v3.4.13", "v0.14.0", "v1.5.18", "v1.1.4", "v1.1.1", FC_OLD,
+    ),
+    row(
+        22, "v3.5.0", "v0.15.1", "v1.5.18", "v1.1.4", "v1.1.1", FC_OLD,
+    ),
+    row(
+        23, "v3.5.1", "v0.16.3", "v1.6.20", "v1.1.5", "v1.1.1", FC_OLD,
+    ),
+    row(
+        24, "v3.5.3", "v0.18.1", "v1.6.20", "v1.1.5", "v1.1.1", FC_OLD,
+    ),
+    row(
+        25, "v3.5.4", "v0.20.2", "v1.6.20", "v1.1.5", "v1.1.1", FC_OLD,
+    ),
+    row(
+        26, "v3.5.6", "v0.21.4", "v1.7.13", "v1.1.12", "v1.3.0", FC_OLD,
+    ),
+    row(
+        27, "v3.5.7", "v0.22.3", "v1.7.13", "v1.1.12", "v1.3.0", FC_MID,
+    ),
+    row(
+        28, "v3.5.9", "v0.23.0", "v1.7.13", "v1.1.12", "v1.3.0", FC_MID,
+    ),
+    row(
+        29, "v3.5.10", "v0.24.4", "v1.7.20", "v1.1.13", "v1.4.1", FC_MID,
+    ),
+    row(
+        30, "v3.5.12", "v0.25.7", "v1.7.20", "v1.1.13", "v1.4.1", FC_MID,
+    ),
+    row(
+        31, "v3.5.15", "v0.26.7", "v2.0.5", "v1.2.6", "v1.6.2", FC_MID,
+    ),
+    row(
+        32, "v3.5.16", "v0.26.7", "v2.0.5", "v1.2.6", "v1.6.2", FC_MID,
+    ),
+    row(
+        33, "v3.5.21", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1", FC_NEW,
+    ),
+    row(
+        34, "v3.6.4", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1", FC_NEW,
+    ),
+    row(
+        35, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1", FC_NEW,
+    ),
+    row(
+        36, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1", FC_NEW,
+    ),
+    row(
+        37, "v3.6.5", "v0.27.4", "v2.1.4", "v1.3.0", "v1.7.1", FC_NEW,
+    ),
 ];
+
+/// The archive flannel-io/cni-plugin publishes for release `tag` on `arch`. Its release
+/// scripts (scripts/package.sh, the Dockerfile's `flannel-cni` stage) name it
+/// `cni-plugin-flannel-linux-ARCH-TAG.tgz`, and releases up to v1.5.1-flannel3 carry the tag as
+/// is; from v1.9.0-flannel1 on the archives drop the tag's `-flannelN` part
+/// (`v1.9.1-flannel1/cni-plugin-flannel-linux-amd64-v1.9.1.tgz`). Inside is one file,
+/// `flannel-ARCH` (archives before v1.2.0 hold every architecture's, as `./flannel-ARCH`).
+fn flannel_cni_file(tag: &str, arch: &str) -> String {
+    let version = match semver::Version::parse(tag.trim_start_matches('v')) {
+        Ok(v) if (v.major, v.minor) >= (1, 9) => format!("v{}.{}.{}", v.major, v.minor, v.patch),
+        _ => tag.to_string(),
+    };
+    format!("cni-plugin-flannel-linux-{arch}-{version}.tgz")
+}
 
 /// Upstream shipped the multi-call `hyperkube` binary up to v1.18; for those versions the
 /// server components come from it (one download instead of five).
@@ -207,6 +296,7 @@ pub struct VersionOverrides {
     pub containerd: Option<String>,
     pub runc: Option<String>,
     pub cni_plugins: Option<String>,
+    pub flannel_cni: Option<String>,
 }
 
 /// Everything fetched for one Kubernetes release on one architecture.
@@ -223,6 +313,10 @@ pub struct ReleaseManifest {
     pub containerd_version: String,
     pub runc_version: String,
     pub cni_plugins_version: String,
+    /// flannel's CNI plugin (flannel-io/cni-plugin); empty in a manifest written before kubesup
+    /// fetched it.
+    #[serde(default)]
+    pub flannel_cni_version: String,
 }
 
 /// Parses the version of a release kubesup pairs with Kubernetes (etcd, flannel, containerd,
@@ -283,6 +377,11 @@ impl ReleaseManifest {
             containerd_version: pick("containerd", &overrides.containerd, row.containerd)?,
             runc_version: pick("runc", &overrides.runc, row.runc)?,
             cni_plugins_version: pick("CNI plugins", &overrides.cni_plugins, row.cni)?,
+            flannel_cni_version: pick(
+                "flannel CNI plugin",
+                &overrides.flannel_cni,
+                row.flannel_cni,
+            )?,
         })
     }
 
@@ -322,9 +421,9 @@ impl ReleaseManifest {
         Job {
             name: name.to_string(),
             file_name: name.to_string(),
-            checksum: Checksum::Sidecar {
+            checksum: vec![Checksum::Sidecar {
                 rel: format!("{rel}.sha256"),
-            },
+            }],
             rel,
             upstream: Upstream::DlK8s,
             content: Content::Executable {
@@ -354,9 +453,9 @@ impl ReleaseManifest {
                 Job {
                     name: a.name().to_string(),
                     rel: format!("{dir}/{file}"),
-                    checksum: Checksum::Sidecar {
+                    checksum: vec![Checksum::Sidecar {
                         rel: format!("{dir}/SHA256SUMS"),
-                    },
+                    }],
                     file_name: file,
                     upstream: Upstream::GitHub,
                     content: Content::Archive {
@@ -372,17 +471,18 @@ impl ReleaseManifest {
                 }
             }
             Artifact::Flanneld => {
+                let v = &self.flannel_version;
                 let file = format!("flanneld-{arch}");
                 Job {
                     name: a.name().to_string(),
-                    rel: format!(
-                        "flannel-io/flannel/releases/download/{}/{file}",
-                        self.flannel_version
-                    ),
+                    rel: format!("flannel-io/flannel/releases/download/{v}/{file}"),
+                    // flannel's releases publish no checksum file for flanneld: the digest
+                    // GitHub's release API shows for the asset is the published checksum.
+                    checksum: vec![Checksum::ReleaseDigest {
+                        rel: release_api_rel("flannel-io/flannel", v),
+                        asset: file.clone(),
+                    }],
                     file_name: file,
-                    // flannel's releases publish no checksum file for flanneld; a pinned
-                    // checksum or insecure_skip_verify is required.
-                    checksum: Checksum::None,
                     upstream: Upstream::GitHub,
                     content: Content::Executable {
                         link: "flanneld".to_string(),
@@ -400,9 +500,9 @@ impl ReleaseManifest {
                 let rel = format!("containerd/containerd/releases/download/{v}/{file}");
                 Job {
                     name: a.name().to_string(),
-                    checksum: Checksum::Sidecar {
+                    checksum: vec![Checksum::Sidecar {
                         rel: format!("{rel}.sha256sum"),
-                    },
+                    }],
                     rel,
                     file_name: file,
                     upstream: Upstream::GitHub,
@@ -410,6 +510,7 @@ impl ReleaseManifest {
                         select: Select::AllIn {
                             dir: "bin",
                             required: &["containerd", "containerd-shim-runc-v2", "ctr"],
+                            except: &[],
                         },
                         link_prefix: "",
                     },
@@ -427,9 +528,9 @@ impl ReleaseManifest {
                 Job {
                     name: a.name().to_string(),
                     rel: format!("{dir}/{file}"),
-                    checksum: Checksum::Sidecar {
+                    checksum: vec![Checksum::Sidecar {
                         rel: format!("{dir}/runc.sha256sum"),
-                    },
+                    }],
                     file_name: file,
                     upstream: Upstream::GitHub,
                     content: Content::Executable {
@@ -447,9 +548,9 @@ impl ReleaseManifest {
                 let rel = format!("containernetworking/plugins/releases/download/{v}/{file}");
                 Job {
                     name: a.name().to_string(),
-                    checksum: Checksum::Sidecar {
+                    checksum: vec![Checksum::Sidecar {
                         rel: format!("{rel}.sha256"),
-                    },
+                    }],
                     rel,
                     file_name: file,
                     upstream: Upstream::GitHub,
@@ -457,7 +558,42 @@ impl ReleaseManifest {
                         select: Select::AllIn {
                             dir: "",
                             required: &["bridge", "host-local", "loopback"],
+                            // Up to v0.9.1 the set carried a `flannel` of its own; flannel's
+                            // own release is the one source of that name (the table's doc).
+                            except: &["flannel"],
                         },
+                        link_prefix: "cni/",
+                    },
+                    provides: Vec::new(),
+                }
+            }
+            Artifact::FlannelCni => {
+                let tag = &self.flannel_cni_version;
+                let file = flannel_cni_file(tag, arch);
+                let rel = format!("flannel-io/cni-plugin/releases/download/{tag}/{file}");
+                Job {
+                    name: a.name().to_string(),
+                    // Its release scripts publish `ARCHIVE.sha256` (sha256sum's format); the
+                    // release API's digest, from the same origin, stands in where one is
+                    // missing.
+                    checksum: vec![
+                        Checksum::Sidecar {
+                            rel: format!("{rel}.sha256"),
+                        },
+                        Checksum::ReleaseDigest {
+                            rel: release_api_rel("flannel-io/cni-plugin", tag),
+                            asset: file.clone(),
+                        },
+                    ],
+                    rel,
+                    file_name: file,
+                    upstream: Upstream::GitHub,
+                    content: Content::Archive {
+                        select: Select::Renamed {
+                            member: format!("flannel-{arch}"),
+                            binary: "flannel",
+                        },
+                        // Beside the other plugins: containerd looks in one dir.
                         link_prefix: "cni/",
                     },
                     provides: Vec::new(),
@@ -467,11 +603,20 @@ impl ReleaseManifest {
     }
 }
 
+/// GitHub's release API answer for `repo`'s release `tag`, relative to its host: the same path
+/// under a mirror (`repos/flannel-io/flannel/releases/tags/v0.27.4`).
+fn release_api_rel(repo: &str, tag: &str) -> String {
+    format!("repos/{repo}/releases/tags/{tag}")
+}
+
 /// Which upstream host serves a path when no mirror is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Upstream {
     DlK8s,
     GitHub,
+    /// GitHub's REST API (api.github.com): release answers, for the digests of assets whose
+    /// project publishes no checksum file.
+    GitHubApi,
 }
 
 /// Where the published checksum of a download lives.
@@ -479,8 +624,11 @@ pub(crate) enum Upstream {
 pub(crate) enum Checksum {
     /// A file beside it: either the bare hex, or `<hex>  <file name>` lines.
     Sidecar { rel: String },
-    /// Nothing is published.
-    None,
+    /// The `digest` (`sha256:<hex>`) GitHub's release API shows for the asset named `asset`
+    /// in the answer at `rel` ([`Upstream::GitHubApi`]). GitHub computes it when the asset is
+    /// uploaded and serves it over TLS from the release's own origin: the same trust as a
+    /// checksum file the project uploads beside the asset, no more.
+    ReleaseDigest { rel: String, asset: String },
 }
 
 /// Which members of an archive are kept.
@@ -492,10 +640,18 @@ pub(crate) enum Select {
         required: &'static [&'static str],
         optional: &'static [&'static str],
     },
-    /// Every regular file directly inside `dir` (`""` = the top); `required` must be there.
+    /// Every regular file directly inside `dir` (`""` = the top) but those named in `except`;
+    /// `required` must be there.
     AllIn {
         dir: &'static str,
         required: &'static [&'static str],
+        except: &'static [&'static str],
+    },
+    /// The one file `member` at the top of the archive, kept as `binary` (flannel's
+    /// `flannel-amd64`, which CNI configs name `flannel`). Required.
+    Renamed {
+        member: String,
+        binary: &'static str,
     },
 }
 
@@ -518,13 +674,23 @@ impl Select {
                 optional,
             } => (dir == want && (required.contains(&base) || optional.contains(&base)))
                 .then(|| base.to_string()),
-            Select::AllIn { dir: want, .. } => (dir == *want).then(|| base.to_string()),
+            Select::AllIn {
+                dir: want, except, ..
+            } => (dir == *want && !except.contains(&base)).then(|| base.to_string()),
+            Select::Renamed { member, binary } => {
+                (dir.is_empty() && base == member).then(|| binary.to_string())
+            }
         }
     }
 
-    pub(crate) fn required(&self) -> &'static [&'static str] {
+    /// What must be in the archive: (the member, for an error, and the name it is kept as).
+    pub(crate) fn required(&self) -> Vec<(String, String)> {
         match self {
-            Select::Named { required, .. } | Select::AllIn { required, .. } => required,
+            Select::Named { required, .. } | Select::AllIn { required, .. } => required
+                .iter()
+                .map(|r| (r.to_string(), r.to_string()))
+                .collect(),
+            Select::Renamed { member, binary } => vec![(member.clone(), binary.to_string())],
         }
     }
 }
@@ -558,7 +724,9 @@ pub(crate) struct Job {
     /// Path in the upstream layout, relative to the host.
     pub rel: String,
     pub upstream: Upstream,
-    pub checksum: Checksum,
+    /// Where the published checksum may be, tried in order until one is found; empty when
+    /// nothing is published.
+    pub checksum: Vec<Checksum>,
     pub content: Content,
     /// For executables; archives provide what they contain.
     pub provides: Vec<Provide>,
@@ -628,9 +796,9 @@ mod tests {
         );
         assert_eq!(
             jobs[0].checksum,
-            Checksum::Sidecar {
+            vec![Checksum::Sidecar {
                 rel: "etcd-io/etcd/releases/download/v3.4.23/SHA256SUMS".into()
-            }
+            }]
         );
     }
 
@@ -680,6 +848,133 @@ mod tests {
             rel("flanneld"),
             "flannel-io/flannel/releases/download/v0.27.4/flanneld-amd64"
         );
+        assert_eq!(
+            rel("flannel-cni"),
+            "flannel-io/cni-plugin/releases/download/v1.9.1-flannel1/cni-plugin-flannel-linux-amd64-v1.9.1.tgz"
+        );
+        let job = |n: &str| jobs.iter().find(|j| j.name == n).unwrap().clone();
+        // flannel publishes no checksum file for flanneld: GitHub's release answer it is.
+        assert_eq!(
+            job("flanneld").checksum,
+            vec![Checksum::ReleaseDigest {
+                rel: "repos/flannel-io/flannel/releases/tags/v0.27.4".into(),
+                asset: "flanneld-amd64".into()
+            }]
+        );
+        // flannel's CNI plugin: its sidecar first, the release answer where it is missing.
+        assert_eq!(
+            job("flannel-cni").checksum,
+            vec![
+                Checksum::Sidecar {
+                    rel: format!("{}.sha256", rel("flannel-cni"))
+                },
+                Checksum::ReleaseDigest {
+                    rel: "repos/flannel-io/cni-plugin/releases/tags/v1.9.1-flannel1".into(),
+                    asset: "cni-plugin-flannel-linux-amd64-v1.9.1.tgz".into()
+                }
+            ]
+        );
+    }
+
+    /// The archive names checked against flannel-io/cni-plugin's releases: the tag as is up to
+    /// v1.5.1-flannelN, without its `-flannelN` part from v1.9.0-flannel1 on.
+    #[test]
+    fn flannel_cni_archive_names_follow_its_releases() {
+        for (tag, arch, file) in [
+            (
+                "v1.1.2",
+                "amd64",
+                "cni-plugin-flannel-linux-amd64-v1.1.2.tgz",
+            ),
+            (
+                "v1.1.2",
+                "arm64",
+                "cni-plugin-flannel-linux-arm64-v1.1.2.tgz",
+            ),
+            (
+                "v1.1.0",
+                "amd64",
+                "cni-plugin-flannel-linux-amd64-v1.1.0.tgz",
+            ),
+            (
+                "v1.5.1-flannel2",
+                "amd64",
+                "cni-plugin-flannel-linux-amd64-v1.5.1-flannel2.tgz",
+            ),
+            (
+                "v1.5.1-flannel3",
+                "amd64",
+                "cni-plugin-flannel-linux-amd64-v1.5.1-flannel3.tgz",
+            ),
+            (
+                "v1.9.0-flannel1",
+                "amd64",
+                "cni-plugin-flannel-linux-amd64-v1.9.0.tgz",
+            ),
+            (
+                "v1.9.1-flannel3",
+                "arm64",
+                "cni-plugin-flannel-linux-arm64-v1.9.1.tgz",
+            ),
+        ] {
+            assert_eq!(flannel_cni_file(tag, arch), file);
+        }
+    }
+
+    /// Every minor of the table: a pod-running flannel node gets flannel's CNI plugin from
+    /// flannel's releases, linked as `cni/flannel` from the archive's `flannel-ARCH`, and the
+    /// runtime's plugin set (which carried a `flannel` of its own up to v0.9.1) never
+    /// provides that name.
+    #[test]
+    fn every_minor_fetches_flannels_cni_plugin_from_flannel() {
+        for r in TABLE {
+            let kube = kv(&format!("v1.{}.0", r.minor));
+            let m = ReleaseManifest::resolve(&kube, "arm64", &VersionOverrides::default()).unwrap();
+            assert!(
+                [FC_OLD, FC_MID, FC_NEW].contains(&m.flannel_cni_version.as_str()),
+                "{kube}: {}",
+                m.flannel_cni_version
+            );
+            let w = needed_artifacts(NodeRole::Worker, Network::Flannel);
+            let jobs = m.jobs(&[w.as_slice(), &Artifact::RUNTIME].concat());
+            let fc = jobs.iter().find(|j| j.name == "flannel-cni").unwrap();
+            assert!(
+                fc.rel.starts_with(&format!(
+                    "flannel-io/cni-plugin/releases/download/{}/cni-plugin-flannel-linux-arm64-v",
+                    m.flannel_cni_version
+                )),
+                "{}",
+                fc.rel
+            );
+            let Content::Archive {
+                select,
+                link_prefix,
+            } = &fc.content
+            else {
+                panic!("{kube}: flannel's CNI plugin is a tarball")
+            };
+            assert_eq!(*link_prefix, "cni/");
+            assert_eq!(select.pick("flannel-arm64").as_deref(), Some("flannel"));
+            assert_eq!(select.pick("./flannel-arm64").as_deref(), Some("flannel"));
+            assert_eq!(select.pick("flannel-amd64"), None);
+            let cni = jobs.iter().find(|j| j.name == "cni-plugins").unwrap();
+            let Content::Archive { select, .. } = &cni.content else {
+                panic!("{kube}: the CNI plugins are a tarball")
+            };
+            assert_eq!(select.pick("./flannel"), None, "{kube}");
+            assert_eq!(select.pick("./bridge").as_deref(), Some("bridge"));
+        }
+        // A master without pods, or a node without flannel, has no use for it.
+        let m = needed_artifacts(NodeRole::Master { schedulable: false }, Network::Flannel);
+        assert!(!m.contains(&Artifact::FlannelCni));
+        let n = needed_artifacts(NodeRole::Master { schedulable: true }, Network::None);
+        assert!(!n.contains(&Artifact::FlannelCni));
+        let o = VersionOverrides {
+            flannel_cni: Some("1.1.0".into()),
+            ..Default::default()
+        };
+        let r = ReleaseManifest::resolve(&kv("v1.37.1"), "amd64", &o).unwrap();
+        assert_eq!(r.flannel_cni_version, "v1.1.0");
     }
 
     #[test]
@@ -687,7 +982,12 @@ mod tests {
         let w = needed_artifacts(NodeRole::Worker, Network::Flannel);
         assert_eq!(
             w,
-            vec![Artifact::Kubelet, Artifact::KubeProxy, Artifact::Flanneld]
+            vec![
+                Artifact::Kubelet,
+                Artifact::KubeProxy,
+                Artifact::Flanneld,
+                Artifact::FlannelCni
+            ]
         );
         let m = needed_artifacts(NodeRole::Master { schedulable: false }, Network::Flannel);
         assert!(m.contains(&Artifact::Etcd) && !m.contains(&Artifact::Kubelet));
@@ -712,6 +1012,7 @@ mod tests {
         let cni = Select::AllIn {
             dir: "",
             required: &[],
+            except: &[],
         };
         assert_eq!(cni.pick("./bridge").as_deref(), Some("bridge"));
         assert_eq!(cni.pick("./sub/bridge"), None);
@@ -719,6 +1020,7 @@ mod tests {
         let bin = Select::AllIn {
             dir: "bin",
             required: &[],
+            except: &[],
         };
         assert_eq!(bin.pick("bin/ctr").as_deref(), Some("ctr"));
     }

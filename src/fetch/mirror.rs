@@ -15,6 +15,7 @@ use super::manifest::Upstream;
 
 const DL_K8S: &str = "https://dl.k8s.io/";
 const GITHUB: &str = "https://github.com/";
+const GITHUB_API: &str = "https://api.github.com/";
 
 /// Where all artifacts come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +93,7 @@ impl Source {
                 let host = match upstream {
                     Upstream::DlK8s => DL_K8S,
                     Upstream::GitHub => GITHUB,
+                    Upstream::GitHubApi => GITHUB_API,
                 };
                 Location::Url(format!("{host}{rel}"))
             }

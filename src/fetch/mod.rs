@@ -13,12 +13,15 @@
 //! - [`verify_before_exec`] is called by the supervisor before every exec of a fetched binary.
 //!
 //! Must not: execute what it fetches, write outside the cache dir and the version's bin dir, or
-//! talk to anything but the configured mirror (or the upstream hosts when there is none).
+//! talk to anything but the configured mirror (or the upstream hosts when there is none:
+//! dl.k8s.io, github.com, and api.github.com for release answers).
 //!
 //! Module map: this file runs the jobs; [`manifest`] (what and where), `mirror` (URL/path
-//! resolution, checksum files), `download` (streaming, hashing, resume, retry), `extract`
-//! (release tarballs), `cache` (content-addressed store, links, re-verification), `record`
-//! (`fetched.json`), `error`, [`bundle`] (air gap), `progress` (bars or log lines). HTTP goes
+//! resolution, checksum files), `release` (asset digests from GitHub's release API, for
+//! projects that publish no checksum file), `download` (streaming, hashing, resume, retry),
+//! `extract` (release tarballs), `cache` (content-addressed store, links, re-verification),
+//! `record` (`fetched.json`, kubesup's CNI bin dir and the OS plugins linked into it), `error`,
+//! [`bundle`] (air gap), `progress` (bars or log lines). HTTP goes
 //! through [`crate::http`], with the system's trust store read only when a download goes to a
 //! public https host.
 
@@ -32,6 +35,7 @@ mod mirror;
 mod node;
 mod progress;
 mod record;
+mod release;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -54,12 +58,12 @@ pub use error::FetchError;
 pub use manifest::{Artifact, ReleaseManifest, VersionOverrides, host_arch, needed_artifacts};
 pub use mirror::Source;
 pub use node::{BinaryList, ListedBinary, MasterFiles};
-pub use record::{FetchedSet, RECORD_FILE, ResolvedBinary, SourceRecord};
+pub use record::{FetchedSet, RECORD_FILE, ResolvedBinary, SourceRecord, kubesup_cni_bin_dir};
 
 use cache::{ArchiveIndex, Cache};
 use download::Downloader;
 use extract::extract;
-use manifest::{Checksum, Content, Job};
+use manifest::{Checksum, Content, Job, Upstream};
 use mirror::{is_sha256_hex, parse_checksum};
 use progress::Progress;
 use record::read_record;
@@ -121,6 +125,7 @@ pub struct FetchOptions {
     pub containerd_version: Option<String>,
     pub runc_version: Option<String>,
     pub cni_plugins_version: Option<String>,
+    pub flannel_cni_version: Option<String>,
     /// Progress bars (otherwise log lines); on when stderr is a terminal.
     pub progress_bars: bool,
 }
@@ -156,6 +161,7 @@ impl FetchOptions {
             containerd_version: None,
             runc_version: None,
             cni_plugins_version: None,
+            flannel_cni_version: None,
             progress_bars: io::stderr().is_terminal(),
         }
     }
@@ -167,8 +173,23 @@ impl FetchOptions {
             containerd: self.containerd_version.clone(),
             runc: self.runc_version.clone(),
             cni_plugins: self.cni_plugins_version.clone(),
+            flannel_cni: self.flannel_cni_version.clone(),
         }
     }
+}
+
+/// One download a fetch would make, as `kubesup fetch --dry-run` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedDownload {
+    /// The download's name (`kubelet`, `flannel-cni`): the key of a pinned checksum.
+    pub name: String,
+    pub url: String,
+    /// Where its checksum comes from: `pinned`, the checksum file's URL, or the release
+    /// answer's, in the order they are tried; empty when nothing is published.
+    pub checksum: Vec<String>,
+    /// What it provides, as linked in the version's bin dir (`kubelet`, `cni/flannel`); for an
+    /// archive, the members that must be in it.
+    pub provides: Vec<String>,
 }
 
 /// The fetcher; cheap to clone.
@@ -255,6 +276,54 @@ impl Fetcher {
     pub fn manifest(&self, kube_version: &KubeVersion) -> Result<ReleaseManifest, FetchError> {
         let o = &self.inner.opts;
         ReleaseManifest::resolve(kube_version, &o.arch, &o.overrides())
+    }
+
+    /// The downloads [`Fetcher::fetch`] of `artifacts` would make (before looking at the
+    /// cache), without any I/O.
+    pub fn plan(
+        &self,
+        kube_version: &KubeVersion,
+        artifacts: &[Artifact],
+    ) -> Result<Vec<PlannedDownload>, FetchError> {
+        let manifest = self.manifest(kube_version)?;
+        let source = &self.inner.source;
+        Ok(manifest
+            .jobs(artifacts)
+            .into_iter()
+            .map(|job| {
+                let checksum = match self.pinned_for(&job) {
+                    Some(_) => vec!["pinned".to_string()],
+                    None => job
+                        .checksum
+                        .iter()
+                        .map(|c| match c {
+                            Checksum::Sidecar { rel } => source.locate(rel, job.upstream),
+                            Checksum::ReleaseDigest { rel, .. } => {
+                                source.locate(rel, Upstream::GitHubApi)
+                            }
+                        })
+                        .map(|l| l.to_string())
+                        .collect(),
+                };
+                let provides = match &job.content {
+                    Content::Executable { link } => vec![link.clone()],
+                    Content::Archive {
+                        select,
+                        link_prefix,
+                    } => select
+                        .required()
+                        .into_iter()
+                        .map(|(_, kept_as)| format!("{link_prefix}{kept_as}"))
+                        .collect(),
+                };
+                PlannedDownload {
+                    url: source.locate(&job.rel, job.upstream).to_string(),
+                    name: job.name,
+                    checksum,
+                    provides,
+                }
+            })
+            .collect())
     }
 
     /// Fetches `artifacts` of `kube_version` (downloading only what the cache lacks), links them
@@ -465,21 +534,9 @@ impl Fetcher {
 
         let loc = inner.source.locate(&job.rel, job.upstream);
         let url = loc.to_string();
-        let expected = match (&pinned, &job.checksum) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Checksum::Sidecar { rel }) => {
-                let sums = inner.source.locate(rel, job.upstream);
-                match inner.dl.small(&sums).await? {
-                    Some(text) => Some(parse_checksum(&text, &job.file_name).ok_or_else(|| {
-                        FetchError::ChecksumEntry {
-                            url: sums.to_string(),
-                            file: job.file_name.clone(),
-                        }
-                    })?),
-                    None => None,
-                }
-            }
-            (None, Checksum::None) => None,
+        let expected = match pinned.clone() {
+            Some(p) => Some(p),
+            None => self.published_checksum(job).await?,
         };
         if expected.is_none() {
             if !inner.opts.insecure_skip_verify {
@@ -556,6 +613,49 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// The first checksum `job`'s upstream publishes, trying its sources in order; `None` when
+    /// none of them exists. A source that exists but has no usable entry for the file is an
+    /// error, not a reason to try the next: the publisher said something, and it is not "yes".
+    async fn published_checksum(&self, job: &Job) -> Result<Option<String>, FetchError> {
+        let source = &self.inner.source;
+        for c in &job.checksum {
+            match c {
+                Checksum::Sidecar { rel } => {
+                    let sums = source.locate(rel, job.upstream);
+                    if let Some(text) = self.inner.dl.small(&sums).await? {
+                        return parse_checksum(&text, &job.file_name)
+                            .ok_or_else(|| FetchError::ChecksumEntry {
+                                url: sums.to_string(),
+                                file: job.file_name.clone(),
+                            })
+                            .map(Some);
+                    }
+                }
+                Checksum::ReleaseDigest { rel, asset } => {
+                    let answer = source.locate(rel, Upstream::GitHubApi);
+                    let read = match self.inner.dl.small(&answer).await {
+                        Err(FetchError::Http { url, status }) if status == 403 || status == 429 => {
+                            return Err(FetchError::ReleaseApiRefused {
+                                artifact: job.name.clone(),
+                                url,
+                                status,
+                            });
+                        }
+                        r => r?,
+                    };
+                    if let Some(text) = read {
+                        let url = answer.to_string();
+                        return release::asset_sha256(&text, &url, asset, &job.name).map(Some);
+                    }
+                }
+            }
+            debug!(artifact = %job.name, "no checksum published there; trying the next source");
+        }
+        Ok(None)
+    }
+}
+
 fn record_for(job: &Job, sha: &str, outputs: &[Output], verified: bool) -> SourceRecord {
     SourceRecord {
         rel: job.rel.clone(),
@@ -614,5 +714,353 @@ fn cached_outputs(cache: &Cache, job: &Job, h: &str) -> Result<Option<Vec<Output
             }
             Ok(Some(index_outputs(&idx)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! flanneld and flannel's CNI plugin through a directory mirror in the upstream layout,
+    //! with the release answers GitHub's API gives, at the API's path without the host.
+
+    use super::*;
+
+    const V: &str = "v1.37.1";
+    const FLANNEL: &str = "v0.27.4";
+    const FLANNEL_CNI: &str = "v1.9.1-flannel1";
+
+    fn kube() -> KubeVersion {
+        KubeVersion::parse(V).unwrap()
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    fn put(root: &Path, rel: &str, body: &[u8]) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+
+    /// A gzipped tarball holding `members` (name, body), as flannel-io/cni-plugin packs it.
+    fn tgz(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, body) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o755);
+            h.set_cksum();
+            tar.append_data(&mut h, name, *body).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    /// A release answer listing `assets` (name, digest or null).
+    fn answer(assets: &[(&str, Option<String>)]) -> String {
+        let assets: Vec<serde_json::Value> = assets
+            .iter()
+            .map(|(name, digest)| {
+                serde_json::json!({"name": name, "size": 1, "digest": digest.as_ref().map(|d| format!("sha256:{d}"))})
+            })
+            .collect();
+        serde_json::json!({"tag_name": "x", "assets": assets}).to_string()
+    }
+
+    struct Setup {
+        _tmp: tempfile::TempDir,
+        mirror: PathBuf,
+        opts: FetchOptions,
+    }
+
+    fn setup() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let mirror = tmp.path().join("mirror");
+        fs::create_dir_all(&mirror).unwrap();
+        let mut opts = FetchOptions::new(Paths::new(tmp.path().join("data")));
+        opts.mirror = Some(mirror.display().to_string());
+        opts.arch = "amd64".into();
+        opts.retries = 0;
+        opts.progress_bars = false;
+        Setup {
+            _tmp: tmp,
+            mirror,
+            opts,
+        }
+    }
+
+    fn flanneld_rel() -> String {
+        format!("flannel-io/flannel/releases/download/{FLANNEL}/flanneld-amd64")
+    }
+
+    fn flanneld_answer_rel() -> String {
+        format!("repos/flannel-io/flannel/releases/tags/{FLANNEL}")
+    }
+
+    fn cni_rel() -> String {
+        format!(
+            "flannel-io/cni-plugin/releases/download/{FLANNEL_CNI}/cni-plugin-flannel-linux-amd64-v1.9.1.tgz"
+        )
+    }
+
+    #[tokio::test]
+    async fn flanneld_is_verified_against_the_digest_in_githubs_release_answer() {
+        let s = setup();
+        let body = b"#!/bin/sh\n# flanneld, as far as this test is concerned\n".to_vec();
+        put(&s.mirror, &flanneld_rel(), &body);
+        put(
+            &s.mirror,
+            &flanneld_answer_rel(),
+            answer(&[
+                ("flanneld-arm64", Some(sha(b"other"))),
+                ("flanneld-amd64", Some(sha(&body))),
+            ])
+            .as_bytes(),
+        );
+        let set = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::Flanneld])
+            .await
+            .unwrap();
+        assert_eq!(set.binaries["flanneld"].sha256, sha(&body));
+        assert!(set.sources["flanneld"].verified);
+
+        // A digest that does not match is a mismatch, and nothing is linked.
+        let s = setup();
+        put(&s.mirror, &flanneld_rel(), &body);
+        put(
+            &s.mirror,
+            &flanneld_answer_rel(),
+            answer(&[("flanneld-amd64", Some(sha(b"another build")))]).as_bytes(),
+        );
+        let err = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::Flanneld])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::HashMismatch { .. }), "{err:?}");
+
+        // An asset GitHub has no digest for: one line saying to pin one; a pin wins.
+        let s = setup();
+        put(&s.mirror, &flanneld_rel(), &body);
+        put(
+            &s.mirror,
+            &flanneld_answer_rel(),
+            answer(&[("flanneld-amd64", None)]).as_bytes(),
+        );
+        let err = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::Flanneld])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::NoReleaseDigest { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("fetch.checksums.flanneld"),
+            "{err}"
+        );
+        let mut o = s.opts.clone();
+        o.pinned = BTreeMap::from([("flanneld".to_string(), sha(&body))]);
+        let set = Fetcher::new(o)
+            .unwrap()
+            .fetch(&kube(), &[Artifact::Flanneld])
+            .await
+            .unwrap();
+        assert!(set.sources["flanneld"].verified);
+    }
+
+    #[tokio::test]
+    async fn flannels_cni_plugin_is_linked_as_cni_flannel_from_its_sidecar_or_the_release_answer() {
+        let plugin = b"#!/bin/sh\n# flannel's CNI plugin, as far as this test is concerned\n";
+        // An archive from before v1.2.0: every architecture's binary, under `./`.
+        let archive = tgz(&[
+            ("./flannel-arm64", b"arm64 build"),
+            ("./flannel-amd64", plugin),
+        ]);
+        let name = "cni-plugin-flannel-linux-amd64-v1.9.1.tgz";
+
+        // The sidecar its release scripts publish (sha256sum's format).
+        let s = setup();
+        put(&s.mirror, &cni_rel(), &archive);
+        put(
+            &s.mirror,
+            &format!("{}.sha256", cni_rel()),
+            format!("{}  {name}\n", sha(&archive)).as_bytes(),
+        );
+        let set = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::FlannelCni])
+            .await
+            .unwrap();
+        let rb = &set.binaries["cni/flannel"];
+        assert_eq!(rb.sha256, sha(plugin));
+        assert_eq!(rb.path, set.cni_bin_dir().join("flannel"));
+        assert_eq!(fs::read(&rb.path).unwrap(), plugin);
+        assert_eq!(set.binaries.len(), 1, "{:?}", set.binaries.keys());
+        verify_before_exec(rb).unwrap();
+
+        // No sidecar: the release answer's digest, from the same origin.
+        let s = setup();
+        put(&s.mirror, &cni_rel(), &archive);
+        put(
+            &s.mirror,
+            &format!("repos/flannel-io/cni-plugin/releases/tags/{FLANNEL_CNI}"),
+            answer(&[(name, Some(sha(&archive)))]).as_bytes(),
+        );
+        let set = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::FlannelCni])
+            .await
+            .unwrap();
+        assert!(set.sources["flannel-cni"].verified);
+        assert_eq!(set.binaries["cni/flannel"].sha256, sha(plugin));
+
+        // Neither: no published checksum, refused before downloading.
+        let s = setup();
+        put(&s.mirror, &cni_rel(), &archive);
+        let err = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::FlannelCni])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::NoChecksum { artifact, .. } if artifact == "flannel-cni"),
+            "{err:?}"
+        );
+
+        // An archive without this architecture's binary is refused by name.
+        let s = setup();
+        let wrong = tgz(&[("flannel-arm64", b"arm64 build")]);
+        put(&s.mirror, &cni_rel(), &wrong);
+        put(
+            &s.mirror,
+            &format!("{}.sha256", cni_rel()),
+            format!("{}  {name}\n", sha(&wrong)).as_bytes(),
+        );
+        let err = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .fetch(&kube(), &[Artifact::FlannelCni])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::MissingMember { member, .. } if member == "flannel-amd64"),
+            "{err:?}"
+        );
+    }
+
+    /// GitHub's API refusing (its hourly limit for clients without a token) is one line
+    /// saying what to do, not a bare status.
+    #[tokio::test]
+    async fn a_refusing_release_api_says_to_retry_mirror_or_pin() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        // Answers 403 to every request, for at most 10 s.
+        let server = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let mut paths = Vec::new();
+            while std::time::Instant::now() < deadline && paths.is_empty() {
+                match listener.accept() {
+                    Ok((mut c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let mut buf = [0u8; 4096];
+                        let n = c.read(&mut buf).unwrap_or(0);
+                        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        paths.push(head.split_whitespace().nth(1).unwrap_or("").to_string());
+                        let _ = c.write_all(
+                            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            paths
+        });
+        let s = setup();
+        let mut o = s.opts.clone();
+        o.mirror = Some(format!("http://127.0.0.1:{port}/"));
+        let err = Fetcher::new(o)
+            .unwrap()
+            .fetch(&kube(), &[Artifact::Flanneld])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, FetchError::ReleaseApiRefused { status: 403, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("fetch.checksums.flanneld"),
+            "{err}"
+        );
+        let paths = server.join().unwrap();
+        assert_eq!(paths, vec![format!("/{}", flanneld_answer_rel())]);
+    }
+
+    #[test]
+    fn the_plan_names_every_download_and_where_its_checksum_comes_from() {
+        let s = setup();
+        let plan = Fetcher::new(s.opts.clone())
+            .unwrap()
+            .plan(&kube(), &[Artifact::Flanneld, Artifact::FlannelCni])
+            .unwrap();
+        let fc = plan.iter().find(|d| d.name == "flannel-cni").unwrap();
+        assert_eq!(fc.provides, vec!["cni/flannel".to_string()]);
+        assert!(fc.url.ends_with(&cni_rel()), "{}", fc.url);
+        assert_eq!(fc.checksum.len(), 2);
+        let f = plan.iter().find(|d| d.name == "flanneld").unwrap();
+        assert!(f.checksum[0].ends_with(&flanneld_answer_rel()), "{f:?}");
+    }
+
+    #[test]
+    fn the_os_cni_plugins_are_linked_beside_the_fetched_ones_and_stale_links_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let os = tmp.path().join("usr-lib-cni");
+        fs::create_dir_all(&os).unwrap();
+        let exe = |p: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            fs::write(p, b"#!/bin/sh\n").unwrap();
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        for p in ["bridge", "host-local", "flannel", "old"] {
+            exe(&os.join(p));
+        }
+        fs::write(os.join("README"), b"not a plugin").unwrap();
+        let bin_dir = tmp.path().join("bin/v1.37.1");
+        let fetched = bin_dir.join("cni/flannel");
+        fs::create_dir_all(fetched.parent().unwrap()).unwrap();
+        exe(&fetched);
+        let set = FetchedSet {
+            kube_version: V.into(),
+            arch: "amd64".into(),
+            bin_dir: bin_dir.clone(),
+            binaries: BTreeMap::from([(
+                "cni/flannel".to_string(),
+                ResolvedBinary {
+                    path: fetched.clone(),
+                    sha256: sha(b"#!/bin/sh\n"),
+                    size: 10,
+                    argv_prefix: Vec::new(),
+                },
+            )]),
+            sources: BTreeMap::new(),
+        };
+        let linked = set.link_os_cni_plugins(&os).unwrap();
+        assert_eq!(linked, vec!["bridge", "host-local", "old"]);
+        let dir = set.cni_bin_dir();
+        assert_eq!(
+            fs::read_link(dir.join("bridge")).unwrap(),
+            os.join("bridge")
+        );
+        // The fetched (verified) flannel wins over the OS's.
+        assert!(!fs::symlink_metadata(&fetched).unwrap().is_symlink());
+        assert!(!dir.join("README").exists());
+
+        // A plugin the OS no longer has loses its link; the others stay.
+        fs::remove_file(os.join("old")).unwrap();
+        let linked = set.link_os_cni_plugins(&os).unwrap();
+        assert_eq!(linked, vec!["bridge", "host-local"]);
+        assert!(fs::symlink_metadata(dir.join("old")).is_err());
+        assert!(dir.join("bridge").exists() && fetched.exists());
     }
 }

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::FetchError;
-use super::cache::{io_err, write_unique};
+use super::cache::{io_err, symlink_atomic, write_unique};
 use crate::model::{Component, KubeVersion};
 use crate::paths::Paths;
 
@@ -96,14 +97,59 @@ impl FetchedSet {
             })
     }
 
-    /// The directory holding the CNI plugins (`--cni-bin-dir`, containerd's `bin_dir`), when
-    /// they were fetched.
-    pub fn cni_bin_dir(&self) -> Option<PathBuf> {
-        self.binaries
-            .keys()
-            .any(|k| k.starts_with("cni/"))
-            .then(|| self.bin_dir.join("cni"))
+    /// kubesup's own CNI bin dir for this release: the fetched plugins (`cni/NAME` links into
+    /// the cache) and, beside them, links to the OS's ([`FetchedSet::link_os_cni_plugins`]).
+    pub fn cni_bin_dir(&self) -> PathBuf {
+        self.bin_dir.join(CNI_DIR)
     }
+
+    /// Links every executable in `os_dir` (Debian's /usr/lib/cni, or /opt/cni/bin) into
+    /// [`FetchedSet::cni_bin_dir`] under its own name, so that containerd finds the runtime's
+    /// plugins from the OS and flannel's fetched one in one dir. A fetched plugin of the same
+    /// name wins (it is verified; the OS file is not kubesup's to check). Links to OS plugins
+    /// that are gone are removed. Each link is replaced atomically, so a containerd using the
+    /// dir meanwhile never misses a plugin that stays. Returns the names linked, sorted.
+    pub fn link_os_cni_plugins(&self, os_dir: &Path) -> Result<Vec<String>, FetchError> {
+        let dir = self.cni_bin_dir();
+        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let fetched = |name: &str| self.binaries.contains_key(&format!("{CNI_DIR}/{name}"));
+        let mut linked = Vec::new();
+        for entry in fs::read_dir(os_dir).map_err(io_err("read", os_dir))? {
+            let entry = entry.map_err(io_err("read", os_dir))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let target = entry.path();
+            // metadata() follows links: Debian's dir may itself hold links to the plugins.
+            let executable = fs::metadata(&target)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if name.starts_with('.') || !executable || fetched(&name) {
+                continue;
+            }
+            symlink_atomic(&dir.join(&name), &target)?;
+            linked.push(name);
+        }
+        for entry in fs::read_dir(&dir).map_err(io_err("read", &dir))? {
+            let entry = entry.map_err(io_err("read", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            if is_link && !fetched(&name) && !linked.contains(&name) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            }
+        }
+        linked.sort();
+        Ok(linked)
+    }
+}
+
+/// The name of the CNI plugins' dir in a version's bin dir (`cni/bridge` in the record).
+const CNI_DIR: &str = "cni";
+
+/// kubesup's own CNI bin dir for `kube_version`: where the fetched CNI plugins are linked
+/// ([`FetchedSet::cni_bin_dir`] of its fetch), known before anything is fetched.
+pub fn kubesup_cni_bin_dir(paths: &Paths, kube_version: &KubeVersion) -> PathBuf {
+    paths.bin_dir(&kube_version.to_string()).join(CNI_DIR)
 }
 
 /// The record in `bin_dir`, if there is a readable one (an unreadable one is only worth a
