@@ -6,12 +6,13 @@
 //! - `curl` the API server's `/version`;
 //! - `kubectl cluster-info`, `kubectl get nodes` (both nodes Ready), `kubectl get
 //!   componentstatuses` (all Healthy);
-//! - `etcdctl get /coreos.com/network/config`, which only a `network: flannel` cluster has: the
-//!   check is here, and says why it is skipped while up.sh runs `network: none`.
+//! - `etcdctl get /coreos.com/network/config`: the cluster runs kubesup's default `network:
+//!   flannel` (host-gw), with the test bed's stand-ins for flanneld and flannel's CNI plugin.
 //!
 //! Beyond the guides: the two lines up.sh prints to show and to start a workload work as
 //! printed, no pod sits Pending (the DNS add-on is left out where no CoreDNS image exists),
-//! pods on the two nodes reach each other (the stand-in routes for flannel), a second `up` is
+//! pods on the two nodes reach each other (over the flannel stand-ins' host-gw routes), the
+//! worker (which has no mirror) took every binary from its master, a second `up` is
 //! refused while the cluster runs, a failed `up` removes what it started, and `up.sh down`
 //! leaves no process, pod, shim, cgroup, namespace, mount or file, twice in a row.
 //!
@@ -238,7 +239,7 @@ fn up_sh_runs_a_two_node_cluster_that_passes_the_guides_checks_and_down_removes_
     assert_eq!(
         printed
             .lines()
-            .filter(|l| l.starts_with("up.sh: network: none, with a stand-in for flannel"))
+            .filter(|l| l.starts_with("up.sh: network: flannel (host-gw), with stand-ins"))
             .count(),
         1,
         "{printed}"
@@ -424,20 +425,26 @@ fn up_sh_runs_a_two_node_cluster_that_passes_the_guides_checks_and_down_removes_
         statuses.len() == 3 && statuses.iter().all(|(_, h)| *h),
         "kubectl get componentstatuses: {statuses:?}"
     );
-    // flannel's network config in etcd: kubesup writes it with `network: flannel` only.
-    let master_cfg = std::fs::read_to_string(demo.state.join("master.yaml")).unwrap();
-    if master_cfg.lines().any(|l| l.trim() == "network: none") {
-        eprintln!(
-            "skipped: etcdctl get /coreos.com/network/config: up.sh runs `network: none` (no \
-             flanneld in any reachable registry), and kubesup writes flannel's config only with \
-             `network: flannel`"
-        );
-    } else {
-        let config = etcdctl(&["get", "--print-value-only", "/coreos.com/network/config"]);
+    // flannel's network config, which kubesup wrote into etcd as the guides did by hand.
+    let config = etcdctl(&["get", "--print-value-only", "/coreos.com/network/config"]);
+    let config_text = text(&config);
+    assert!(
+        config.status.success()
+            && config_text.contains("\"Network\"")
+            && config_text.contains("host-gw"),
+        "etcdctl get /coreos.com/network/config: {}",
+        output_text(&config)
+    );
+    // The worker has no mirror: every binary it runs came from its master, by hash.
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(demo.state.join("worker/bin/v1.20.2/fetched.json")).unwrap(),
+    )
+    .unwrap();
+    for name in ["kubelet", "kube-proxy", "flanneld", "cni/flannel"] {
+        let rel = record["sources"][name]["rel"].as_str().unwrap_or_default();
         assert!(
-            config.status.success() && text(&config).contains("\"Network\""),
-            "etcdctl get /coreos.com/network/config: {}",
-            output_text(&config)
+            rel.starts_with("v1/blobs/"),
+            "the worker's {name} did not come from its master: {rel:?}"
         );
     }
 

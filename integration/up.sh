@@ -14,11 +14,19 @@
 # /run/netns and /var/lib/cni are the node's own directories (two kubelets on one machine would
 # otherwise share them), with its own kubelet cgroup root.
 #
-# Test-bed stand-ins, said in the output too: flanneld is in no reachable registry, so the
-# cluster runs `network: none` and this script adds the routes flannel's host-gw backend would
-# (between the nodes' pod CIDRs, and to the service CIDR); no CoreDNS image can be had, so the
-# DNS add-on is left out (`dns.enabled: false`) instead of sitting Pending; the pause and busybox
-# images are built locally (integration/build-images.py) and imported into each containerd.
+# The cluster runs kubesup's defaults where the test bed allows: `network: flannel` (with the
+# host-gw backend, as a bridge between two namespaces wants), and the worker fetches every
+# binary from its master (it has no mirror, and no route but to the master).
+#
+# Test-bed stand-ins, said in the output too: flanneld and flannel's CNI plugin are in no
+# reachable registry, so the master's mirror publishes stand-ins for them
+# (integration/stand-in/: they lease subnets in etcd, write flanneld's subnet file, route
+# between the nodes as host-gw does, and delegate to the bridge plugin), verified like the real
+# ones (flanneld by the digest in a release answer, the plugin by its checksum file); the
+# service CIDR gets a route, which a real node's default route covers; no CoreDNS image can be
+# had, so the DNS add-on is left out (`dns.enabled: false`) instead of sitting Pending; the
+# pause and busybox images are built locally (integration/build-images.py) and imported into
+# each containerd.
 #
 # Environment (all optional):
 #   KUBESUP_DEMO_DIR    state dir (default /var/lib/kubesup-demo): data dirs, logs, pid files
@@ -224,8 +232,31 @@ else
 fi
 echo "$BIN" > "$STATE/kubesup.bin"
 say "test bed ready: Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, images $PAUSE_IMAGE and $BUSYBOX_IMAGE ($((SECONDS - T0)) s)"
-say "network: none, with a stand-in for flannel (flanneld is in no reachable registry): routes between the nodes' pod CIDRs and to the service CIDR $SERVICE_CIDR"
+say "network: flannel (host-gw), with stand-ins for flanneld and flannel's CNI plugin (in no reachable registry): integration/stand-in/, published in the master's mirror; and a route to the service CIDR $SERVICE_CIDR"
 say "DNS: left out (dns.enabled: false): no CoreDNS image can be had here (no reachable registry), and a DNS add-on without one would sit Pending"
+
+# ---- the master's mirror: the test bed's releases, plus the flannel stand-ins ----
+# Published where upstream puts the real ones, for the flannel releases kubesup pairs with
+# $KUBE_VERSION, with what verifies them: flanneld by the SHA-256 digest GitHub's release
+# answer shows for it (flannel publishes no checksum file), the CNI plugin by its checksum file.
+MIRROR_DIR=$STATE/mirror
+ARCH=$(dpkg --print-architecture)
+FLANNEL_VERSION=v0.13.0
+FLANNEL_CNI_VERSION=v1.1.2
+mkdir -p "$MIRROR_DIR"
+for top in release etcd-io; do ln -sfn "$KUBESUP_TESTBED_CACHE/mirror/$top" "$MIRROR_DIR/$top"; done
+fdir=$MIRROR_DIR/flannel-io/flannel/releases/download/$FLANNEL_VERSION
+mkdir -p "$fdir" "$MIRROR_DIR/repos/flannel-io/flannel/releases/tags"
+install -m 0755 integration/stand-in/flanneld "$fdir/flanneld-$ARCH"
+printf '{"tag_name": "%s", "assets": [{"name": "flanneld-%s", "digest": "sha256:%s"}]}\n' \
+  "$FLANNEL_VERSION" "$ARCH" "$(sha256sum "$fdir/flanneld-$ARCH" | cut -d' ' -f1)" \
+  > "$MIRROR_DIR/repos/flannel-io/flannel/releases/tags/$FLANNEL_VERSION"
+cdir=$MIRROR_DIR/flannel-io/cni-plugin/releases/download/$FLANNEL_CNI_VERSION
+cfile=cni-plugin-flannel-linux-$ARCH-$FLANNEL_CNI_VERSION.tgz
+mkdir -p "$cdir" "$STATE/flannel-cni"
+install -m 0755 integration/stand-in/flannel-cni "$STATE/flannel-cni/flannel-$ARCH"
+tar -C "$STATE/flannel-cni" --owner=0 --group=0 --numeric-owner -czf "$cdir/$cfile" "flannel-$ARCH"
+(cd "$cdir" && sha256sum "$cfile" > "$cfile.sha256")
 
 # ---- the LAN: a bridge in a namespace of its own, one veth per node, no default route ----
 LAN=$(ns_of lan)
@@ -243,12 +274,13 @@ for role in "${ROLES[@]}"; do
   ip -n "$LAN" link set "p-$role" up
   ip -n "$ns" addr add "${IP[$role]}/24" dev eth0
   ip -n "$ns" link set eth0 up
-  # The mirror listens on 127.0.0.1 only, so each node gets its own.
-  out=$(ip netns exec "$ns" python3 integration/serve-mirror.py --daemon "$KUBESUP_TESTBED_CACHE/mirror")
-  echo "$out" | grep -o 'pid=[0-9]*' | cut -d= -f2 > "$STATE/mirror-$role.pid"
-  MIRROR[$role]=$(echo "$out" | grep -o 'url=[^ ]*' | cut -d= -f2)
   mkdir -p "$STATE/$role-root"/{var-log,netns,cni}
 done
+# The mirror listens on the master's 127.0.0.1 only: the worker has none, and fetches from its
+# master.
+out=$(ip netns exec "$(ns_of master)" python3 integration/serve-mirror.py --daemon "$MIRROR_DIR")
+echo "$out" | grep -o 'pid=[0-9]*' | cut -d= -f2 > "$STATE/mirror-master.pid"
+MIRROR[master]=$(echo "$out" | grep -o 'url=[^ ]*' | cut -d= -f2)
 mkdir -p /var/lib/cni /run/netns
 
 cat > "$STATE/master.yaml" <<EOF
@@ -258,19 +290,18 @@ node-name: demo-master
 kube-version: $KUBE_VERSION
 mirror: ${MIRROR[master]}
 fetch: {etcd-version: $ETCD_VERSION}
-network: none
+flannel: {backend: host-gw}
 schedulable: true
 service-cidr: $SERVICE_CIDR
 containerd: {sandbox-image: $PAUSE_IMAGE}
 kubelet: {cgroup-root: $(cgroot_of master)}
 dns: {enabled: false}
 EOF
-# The worker takes the cluster's settings from the master at join; the mirror is its own.
+# The worker takes the cluster's settings from the master at join, and its binaries from the
+# master too: it sets no mirror.
 cat > "$STATE/worker.yaml" <<EOF
 data-dir: $(data_of worker)
 node-name: demo-worker
-mirror: ${MIRROR[worker]}
-fetch: {etcd-version: $ETCD_VERSION}
 containerd: {sandbox-image: $PAUSE_IMAGE}
 kubelet: {cgroup-root: $(cgroot_of worker)}
 EOF
@@ -294,13 +325,14 @@ start_node() {
 # wait_until SECONDS WHAT CMD...: polls CMD every half second; fails naming WHAT, or at once
 # if a started kubesup has exited.
 wait_until() {
-  local end=$((SECONDS + $1)) what=$2 role; shift 2
+  local limit=$1 what=$2 role; shift 2
+  local end=$((SECONDS + limit))
   until "$@" > /dev/null 2>&1; do
     for role in "${ROLES[@]}"; do
       [ -f "$STATE/$role.pid" ] && ! kubesup_pid "$role" > /dev/null &&
         die "the $role's kubesup exited while waiting for: $what (the last lines of its log follow)"
     done
-    [ "$SECONDS" -lt "$end" ] || die "timed out after $1 s waiting for: $what"
+    [ "$SECONDS" -lt "$end" ] || die "timed out after $limit s waiting for: $what"
     sleep 0.5
   done
 }
@@ -376,13 +408,7 @@ wait_until 60 "the default ServiceAccount" kc get serviceaccount default
 # Applied before the nodes are Ready: the scheduler places each pod as soon as its node is.
 kc apply -f "$STATE/hello.yaml" > /dev/null
 
-# ---- the stand-in for flannel's host-gw backend ----
-pod_cidr() { kc get node "$1" -o 'jsonpath={.spec.podCIDR}'; }
-both_cidrs() { [ -n "$(pod_cidr demo-master)" ] && [ -n "$(pod_cidr demo-worker)" ]; }
-wait_until 60 "pod CIDRs allocated to both nodes" both_cidrs
-declare -A CIDR=([master]=$(pod_cidr demo-master) [worker]=$(pod_cidr demo-worker))
-ip -n "$(ns_of master)" route add "${CIDR[worker]}" via "${IP[worker]}"
-ip -n "$(ns_of worker)" route add "${CIDR[master]}" via "${IP[master]}"
+# ---- the service CIDR's route (a real node's default route covers it) ----
 for role in "${ROLES[@]}"; do ip -n "$(ns_of "$role")" route add "$SERVICE_CIDR" dev eth0; done
 
 wait_until 180 "node demo-master Ready" node_ready demo-master
