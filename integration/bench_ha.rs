@@ -13,12 +13,19 @@
 //!    elect a new leader, as a surviving member reports it. After each kill the master is
 //!    started again on its data dir and the cluster waits for three healthy voters. Target:
 //!    median at most 1 s, and never more than etcd's election time plus 1 s.
-//! 3. **The load balancer's cost**: `GET /version` with keep-alive, CONNS connections (4), each
-//!    sending its next request when the last answer is in: through the worker's balancer,
-//!    against direct to the API servers (connection i to master i mod 3, the spread the
-//!    balancer makes), in alternating rounds. req/s, p50 and p99 of each, and the ratio of the
-//!    totals. Target: at least 0.95x direct throughput, p99 at most 1 ms more. Then the worker's
-//!    kubesup resident memory with the balancer on.
+//! 3. **The load balancer's cost**: `GET /version` from CONNS clients (4), each sending its next
+//!    request when the last answer is in: through the worker's balancer, against direct to the
+//!    API servers (client i to master i mod 3, the spread the balancer makes), in alternating
+//!    rounds, from the same namespace with the same client code and TLS settings on both legs.
+//!    Twice: over keep-alive connections opened before the round (what kubelet and kube-proxy
+//!    do: the balancer's cost per request), then with a new connection and a full TLS
+//!    handshake per request, as a Go client makes one (the cost per connection; [`Mode`] says
+//!    why resumption stays off on both legs).
+//!    Over keep-alive connections, socat in the worker's namespace (client i's relaying to
+//!    master i mod 3) is a third leg, for reference: what any userspace proxy costs here.
+//!    req/s, p50 and p99 of each round, and the totals' ratio and differences. Target: at least
+//!    0.95x direct throughput, p99 at most 1 ms more. Then the worker's kubesup resident memory
+//!    with the balancer on.
 //!
 //! Run (root, test bed installed): `cargo bench --bench ha [-- KILLS [REQUESTS [CONNS]]]`.
 //! On this test bed the masters and the worker share the machine's cores: with CONNS
@@ -37,8 +44,18 @@
 mod common;
 
 use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use common::ha::{ThreeMasters, join_url, start, voters};
 use common::{Kubesup, Netns, Testbed, wait_for};
@@ -47,7 +64,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 
 const IPS: [&str; 4] = ["10.82.0.1", "10.82.0.2", "10.82.0.3", "10.82.0.4"];
-const LB: &str = "https://127.0.0.1:6444";
+const LB: &str = "127.0.0.1:6444";
 const QUORUM_READ: &str = "/api/v1/namespaces/kube-system";
 const ROUNDS: usize = 3;
 
@@ -240,7 +257,7 @@ fn main() {
             for _ in 0..600 {
                 let ok = rt.block_on(async {
                     let client = admin_client(&admin_lb, Duration::from_secs(5));
-                    matches!(client.get(&format!("{LB}{QUORUM_READ}")).send().await,
+                    matches!(client.get(&format!("https://{LB}{QUORUM_READ}")).send().await,
                              Ok(r) if r.status().is_success())
                 });
                 if ok {
@@ -332,61 +349,10 @@ fn main() {
         }
     }
 
-    // 3. The balancer's cost.
-    println!("GET /version, {requests} requests a round over {conns} keep-alive connections:");
-    let mut totals = [(0usize, Duration::ZERO), (0usize, Duration::ZERO)];
-    let mut lat: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
-    for round in 0..=ROUNDS * 2 {
-        let through = round % 2 == 1;
-        let admin = admin.clone();
-        let targets: Vec<String> = if through {
-            vec![LB.to_string()]
-        } else {
-            // Each direct round starts on another master, so that the rounds together cover
-            // the backends the balancer spreads over.
-            IPS[..3]
-                .iter()
-                .cycle()
-                .skip(round / 2)
-                .take(3)
-                .map(|ip| format!("https://{ip}:6443"))
-                .collect()
-        };
-        let (elapsed, mut l) = in_netns(&ns_names[3], move || {
-            load(&admin, &targets, requests, conns)
-        })
-        .join()
-        .unwrap();
-        // Round 0 warms both paths' connections and caches up: not counted.
-        if round == 0 {
-            continue;
-        }
-        l.sort();
-        println!(
-            "  {:<9} {:>7.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us",
-            if through {
-                "balanced".to_string()
-            } else {
-                format!("direct {}", (round / 2) % 3)
-            },
-            requests as f64 / elapsed.as_secs_f64(),
-            percentile(&l, 0.5).as_secs_f64() * 1e6,
-            percentile(&l, 0.99).as_secs_f64() * 1e6
-        );
-        let t = &mut totals[usize::from(through)];
-        t.0 += requests;
-        t.1 += elapsed;
-        lat[usize::from(through)].extend(l);
+    // 3. The balancer's cost, each way a client may use it, the same way on both legs.
+    for mode in [Mode::KeepAlive, Mode::NewConnection] {
+        balancer_cost(&admin, ns(3), mode, requests, conns);
     }
-    for l in &mut lat {
-        l.sort();
-    }
-    let rate = |t: (usize, Duration)| t.0 as f64 / t.1.as_secs_f64();
-    println!(
-        "  balanced/direct throughput {:.3}x; p99 {:+.0} us",
-        rate(totals[1]) / rate(totals[0]),
-        (percentile(&lat[1], 0.99).as_secs_f64() - percentile(&lat[0], 0.99).as_secs_f64()) * 1e6
-    );
     let rss = std::fs::read_to_string(format!("/proc/{}/status", worker.pid()))
         .unwrap_or_default()
         .lines()
@@ -400,31 +366,256 @@ fn main() {
     drop(fx);
 }
 
-/// `requests` GETs of /version over `conns` keep-alive connections, connection i to
-/// `targets[i % len]`, each sending its next request when the last answer is in. Returns the
-/// wall time and every request's latency.
+/// How the load's clients use their connections.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One connection per client, opened before the round and kept for all its requests: what
+    /// kubelet and kube-proxy, the balancer's clients, do. Measures what the balancer adds to a
+    /// request.
+    KeepAlive,
+    /// A new TCP connection and a full TLS handshake per request, on both legs: what a Go
+    /// client (kubectl, client-go) does on a new connection, since Go resumes a TLS session only
+    /// with a session cache, which client-go does not set. Measures what the balancer adds to a
+    /// connection. Resumption stays off on both legs: a direct client reaches one API server
+    /// and resumes every time, while the balancer spreads back-to-back connections over API
+    /// servers with different ticket keys, so with it on the legs would compare a resumed
+    /// handshake with a full one, a cost of TLS and not of the balancer.
+    NewConnection,
+}
+
+/// Where a round's requests go.
+#[derive(Clone, Copy, PartialEq)]
+enum Leg {
+    /// To the API servers, client i to master i mod 3.
+    Direct,
+    /// Through the worker's balancer.
+    Balanced,
+    /// Through socat in the worker's namespace, client i's to master i mod 3: the floor of any
+    /// userspace proxy on this test bed (two more process wake-ups per request), as a reference.
+    Socat,
+}
+
+/// Where the reference socats listen, in the worker's namespace: the first port relays to the
+/// round's first master, the next ones to the next masters, as the direct leg spreads.
+const SOCAT_PORT: u16 = 6445;
+
+/// socat relaying `127.0.0.1:listen` to `to`, killed (with the children it forks) on drop.
+struct Socat(std::process::Child);
+
+impl Socat {
+    fn start(ns: &Netns, listen: u16, to: &str) -> Self {
+        let mut cmd = ns.command(Path::new("socat"));
+        cmd.arg(format!(
+            "TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork,nodelay"
+        ))
+        .arg(format!("TCP:{to},nodelay"))
+        .process_group(0);
+        let s = Self(cmd.spawn().expect("start socat"));
+        let listening = in_netns(&ns.name, move || {
+            wait_for(Duration::from_secs(5), || {
+                std::net::TcpStream::connect(("127.0.0.1", listen))
+                    .ok()
+                    .map(drop)
+            })
+        });
+        assert!(listening.join().unwrap().is_some(), "socat does not listen");
+        s
+    }
+}
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        common::kill_group(&mut self.0);
+    }
+}
+
+/// Rounds direct to the API servers, through the worker's balancer and (keep-alive only, if
+/// socat is installed) through socat, in turn, from inside the worker's namespace `ns`: req/s,
+/// p50 and p99 of each round, then the totals against direct.
+fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: usize) {
+    let how = match mode {
+        Mode::KeepAlive => "keep-alive connections (opened before the round)",
+        Mode::NewConnection => "clients, a new connection and full TLS handshake per request",
+    };
+    println!("GET /version, {requests} requests a round over {conns} {how}:");
+    // socat forks a process per connection: a cost of socat, not of proxying, so it is left
+    // out where every request is a connection.
+    let socat = matches!(mode, Mode::KeepAlive)
+        && std::process::Command::new("socat")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let legs: &[Leg] = if socat {
+        &[Leg::Direct, Leg::Balanced, Leg::Socat]
+    } else {
+        &[Leg::Direct, Leg::Balanced]
+    };
+    let mut totals = vec![(0usize, Duration::ZERO); legs.len()];
+    let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); legs.len()];
+    // Cycle 0 warms every path's connections and caches up: not counted.
+    for cycle in 0..=ROUNDS {
+        // Each cycle starts on another master, so that the rounds together cover the backends
+        // the balancer spreads over.
+        let first = cycle % 3;
+        for (k, &leg) in legs.iter().enumerate() {
+            // The masters in this cycle's order, and the socats in front of them.
+            let masters = (0..3).map(|j| IPS[(first + j) % 3]);
+            let mut relays = Vec::new();
+            let targets: Vec<String> = match leg {
+                Leg::Direct => masters.map(|ip| format!("{ip}:6443")).collect(),
+                Leg::Balanced => vec![LB.to_string()],
+                Leg::Socat => (SOCAT_PORT..)
+                    .zip(masters)
+                    .map(|(port, ip)| {
+                        relays.push(Socat::start(ns, port, &format!("{ip}:6443")));
+                        format!("127.0.0.1:{port}")
+                    })
+                    .collect(),
+            };
+            let admin = admin.to_path_buf();
+            let (elapsed, mut l) = in_netns(&ns.name, move || {
+                load(&admin, &targets, requests, conns, mode)
+            })
+            .join()
+            .unwrap();
+            if cycle == 0 {
+                continue;
+            }
+            l.sort();
+            let name = match leg {
+                Leg::Direct => format!("direct {first}"),
+                Leg::Balanced => "balanced".to_string(),
+                Leg::Socat => format!("socat {first}"),
+            };
+            println!(
+                "  {name:<9} {:>7.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us",
+                requests as f64 / elapsed.as_secs_f64(),
+                percentile(&l, 0.5).as_secs_f64() * 1e6,
+                percentile(&l, 0.99).as_secs_f64() * 1e6
+            );
+            totals[k].0 += requests;
+            totals[k].1 += elapsed;
+            lat[k].extend(l);
+        }
+    }
+    for l in &mut lat {
+        l.sort();
+    }
+    let rate = |t: (usize, Duration)| t.0 as f64 / t.1.as_secs_f64();
+    let us = |l: &[Duration], p| percentile(l, p).as_secs_f64() * 1e6;
+    for (k, leg) in legs.iter().enumerate().skip(1) {
+        println!(
+            "  {}/direct throughput {:.3}x; p50 {:+.0} us, p99 {:+.0} us",
+            if *leg == Leg::Balanced {
+                "balanced"
+            } else {
+                "socat"
+            },
+            rate(totals[k]) / rate(totals[0]),
+            us(&lat[k], 0.5) - us(&lat[0], 0.5),
+            us(&lat[k], 0.99) - us(&lat[0], 0.99)
+        );
+    }
+}
+
+/// The TLS settings of the load, the same on both legs: the admin's identity, the cluster CA,
+/// HTTP/1.1 by ALPN, the provider and defaults of kubesup's own client (`kubesup::http`), with
+/// resumption off for [`Mode::NewConnection`].
+fn admin_tls(data: &Path, mode: Mode) -> Arc<rustls::ClientConfig> {
+    let pki = data.join("pki");
+    let pem = |f: &str| std::fs::read(pki.join(f)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut &pem("ca.crt")[..]) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let certs = rustls_pemfile::certs(&mut &pem("admin.crt")[..])
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut &pem("admin.key")[..])
+        .unwrap()
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if matches!(mode, Mode::NewConnection) {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Arc::new(config)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// An HTTP/1.1 connection over TLS to `authority` (`IP:PORT`), with TCP_NODELAY as kubesup's
+/// client and Go's net package set it.
+async fn connect(tls: Arc<rustls::ClientConfig>, authority: &str) -> Sender {
+    let addr: SocketAddr = authority.parse().unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let name = ServerName::IpAddress(addr.ip().into());
+    let tls = TlsConnector::from(tls).connect(name, tcp).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn get_version(sender: &mut Sender, authority: &str) {
+    sender.ready().await.unwrap();
+    let req = hyper::Request::get("/version")
+        .header(hyper::header::HOST, authority)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let r = sender.send_request(req).await.unwrap();
+    assert!(r.status().is_success(), "{authority}: {}", r.status());
+    let _ = r.into_body().collect().await.unwrap();
+}
+
+/// `requests` GETs of /version over `conns` clients, client i to `targets[i % len]` (each
+/// `IP:PORT`), each sending its next request when the last answer is in. Returns the wall time
+/// and every request's latency.
 fn load(
     admin: &Path,
     targets: &[String],
     requests: usize,
     conns: usize,
+    mode: Mode,
 ) -> (Duration, Vec<Duration>) {
     let rt = runtime();
     let per = requests / conns;
     rt.block_on(async {
+        let tls = admin_tls(admin, mode);
+        let mut clients = Vec::new();
+        for i in 0..conns {
+            let authority = targets[i % targets.len()].clone();
+            let kept = match mode {
+                Mode::KeepAlive => Some(connect(tls.clone(), &authority).await),
+                Mode::NewConnection => None,
+            };
+            clients.push((authority, kept));
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for i in 0..conns {
-            // A client each: its own keep-alive connection.
-            let client = admin_client(admin, Duration::from_secs(10));
-            let url = format!("{}/version", targets[i % targets.len()]);
+        for (authority, mut kept) in clients {
+            let tls = tls.clone();
             tasks.push(tokio::spawn(async move {
                 let mut l = Vec::with_capacity(per);
                 for _ in 0..per {
                     let t = Instant::now();
-                    let r = client.get(&url).send().await.unwrap();
-                    assert!(r.status().is_success(), "{url}: {}", r.status());
-                    let _ = r.bytes().await.unwrap();
+                    match &mut kept {
+                        Some(sender) => get_version(sender, &authority).await,
+                        // Dropped after the answer: hyper closes the connection.
+                        None => {
+                            get_version(&mut connect(tls.clone(), &authority).await, &authority)
+                                .await
+                        }
+                    }
                     l.push(t.elapsed());
                 }
                 l
