@@ -74,6 +74,7 @@ edir="$MIRROR/etcd-io/etcd/releases/download/$ETCD_VERSION"
 top="etcd-$ETCD_VERSION-linux-$ARCH"
 fcdir="$MIRROR/flannel-io/cni-plugin/releases/download/$FLANNEL_CNI_VERSION"
 fcfile="cni-plugin-flannel-linux-$ARCH-$FLANNEL_CNI_VERSION.tgz"
+contents="Kubernetes $KUBE_VERSION ($ARCH), etcd $ETCD_VERSION, flannel CNI plugin $FLANNEL_CNI_VERSION (stand-in)"
 outputs=("$edir/$top.tar.gz" "$edir/SHA256SUMS" "$fcdir/$fcfile" "$fcdir/$fcfile.sha256")
 inputs=(/usr/bin/etcd /usr/bin/etcdctl)
 for b in "${KUBE_BINS[@]}"; do
@@ -90,7 +91,7 @@ fingerprint() {
 }
 record="$MIRROR/.fingerprint"
 if [ -f "$record" ] && [ "$(fingerprint)" = "$(cat "$record")" ]; then
-  log "mirror up to date: Kubernetes $KUBE_VERSION ($ARCH), etcd $ETCD_VERSION, flannel CNI plugin $FLANNEL_CNI_VERSION (stand-in)"
+  log "mirror up to date: $contents"
   echo "$MIRROR"
   exit 0
 fi
@@ -141,5 +142,5 @@ install_if_changed "$tmp/$fcfile.sha256" "$fcdir/$fcfile.sha256" 0644
 
 fingerprint > "$tmp/fingerprint"
 mv -f "$tmp/fingerprint" "$record"
-log "mirror ready: Kubernetes $KUBE_VERSION ($ARCH), etcd $ETCD_VERSION, flannel CNI plugin $FLANNEL_CNI_VERSION (stand-in)"
+log "mirror ready: $contents"
 echo "$MIRROR"
