@@ -99,9 +99,12 @@ impl Unit {
         let mut queue = VecDeque::from([first]);
         while let Some(event) = queue.pop_front() {
             let before = self.state.clone();
-            self.log_event(&before, &event);
             let jitter = rand::random::<f64>();
-            let (next, actions) = state::next(before, event, &self.spec.policy, jitter);
+            let (next, actions) =
+                state::next(before.clone(), event.clone(), &self.spec.policy, jitter);
+            // Logged once the transition is known, so that a restart's line says how long the
+            // backoff it chose is: an operator reads "restarting in 2s", not just "restarting".
+            self.log_event(&before, &event, &next);
             self.state = next;
             for action in actions {
                 match action {
@@ -133,14 +136,18 @@ impl Unit {
         }
     }
 
-    fn log_event(&self, before: &UnitState, event: &Event) {
+    fn log_event(&self, before: &UnitState, event: &Event, after: &UnitState) {
         let name = &self.spec.name;
         match (event, &before.phase) {
-            (Event::Exited { pid, exit, .. }, Phase::Running { pid: p, .. }) if pid == p => {
+            (Event::Exited { pid, exit, at }, Phase::Running { pid: p, .. }) if pid == p => {
                 if before.shutting_down {
                     info!(component = %name, pid, %exit, "exited during shutdown");
                 } else {
-                    warn!(component = %name, pid, %exit, restarts = before.restarts + 1, "exited unexpectedly; restarting");
+                    let retry_in = match after.phase {
+                        Phase::Backoff { until } => until.saturating_duration_since(*at),
+                        _ => Duration::ZERO,
+                    };
+                    warn!(component = %name, pid, %exit, restarts = after.restarts, retry_in = ?retry_in, "exited unexpectedly; restarting");
                 }
             }
             (Event::Exited { pid, exit, .. }, Phase::Stopping { pid: p, .. }) if pid == p => {
