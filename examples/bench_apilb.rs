@@ -1,4 +1,4 @@
-//! Benchmark: the node-local API load balancer (src/apilb.rs) against a direct connection, over
+//! Benchmark: the node-local API load balancer (src/apilb/) against a direct connection, over
 //! loopback, to an in-process backend that answers every request of a keep-alive HTTP/1.1
 //! connection with a small fixed response (the size of a `GET /healthz`, or of a small watch
 //! event: what the balancer adds is a per-request cost, so the smallest request shows it best).
@@ -11,7 +11,9 @@
 //! prints req/s, p50 and p99 of each round and the ratio of the totals. Targets: throughput at
 //! least 0.95x direct, p99 at most 1 ms more. Client, balancer and backend share one runtime and
 //! the machine's cores, so the balanced path also pays for the balancer's CPU: that is the cost
-//! it has on a node.
+//! it has on a node. This measures the user-space proxy (the fast path that sends a connect
+//! straight to the API server is off in `LbConfig::default`; `cargo bench --bench ha` measures
+//! it on the test bed).
 
 #![allow(
     clippy::unwrap_used,

@@ -21,8 +21,12 @@
 //!    do: the balancer's cost per request), then with a new connection and a full TLS
 //!    handshake per request, as a Go client makes one (the cost per connection; [`Mode`] says
 //!    why resumption stays off on both legs).
+//!    The balanced leg is what kubelet gets: with the connect-time program on (the run says
+//!    whether it is), each connection goes straight to the API server it chose. A "proxied"
+//!    leg binds its sockets to 127.0.0.1 first, which the program leaves to the user-space
+//!    proxy: what every connection costs where the program cannot run.
 //!    Over keep-alive connections, socat in the worker's namespace (client i's relaying to
-//!    master i mod 3) is a third leg, for reference: what any userspace proxy costs here.
+//!    master i mod 3) is a last leg, for reference: what any userspace proxy costs here.
 //!    req/s, p50 and p99 of each round, and the totals' ratio and differences. Target: at least
 //!    0.95x direct throughput, p99 at most 1 ms more. Then the worker's kubesup resident memory
 //!    with the balancer on.
@@ -350,6 +354,17 @@ fn main() {
     }
 
     // 3. The balancer's cost, each way a client may use it, the same way on both legs.
+    let how = worker
+        .status()
+        .map(|s| s["api_lb"]["redirect"] == true)
+        .map(|on| {
+            if on {
+                "connect-time (BPF) on"
+            } else {
+                "proxy only"
+            }
+        });
+    println!("the worker's balancer: {}", how.unwrap_or("status unknown"));
     for mode in [Mode::KeepAlive, Mode::NewConnection] {
         balancer_cost(&admin, ns(3), mode, requests, conns);
     }
@@ -388,8 +403,13 @@ enum Mode {
 enum Leg {
     /// To the API servers, client i to master i mod 3.
     Direct,
-    /// Through the worker's balancer.
+    /// Through the worker's balancer: on a kernel that allows it, straight to the API server
+    /// its connect-time program chose (`kubesup::apilb::redirect`).
     Balanced,
+    /// Through the worker's balancer's user-space proxy: the client binds its socket to
+    /// 127.0.0.1 first, which the connect-time program leaves alone. What every connection
+    /// costs where the program cannot run.
+    Proxied,
     /// Through socat in the worker's namespace, client i's to master i mod 3: the floor of any
     /// userspace proxy on this test bed (two more process wake-ups per request), as a reference.
     Socat,
@@ -446,9 +466,9 @@ fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: u
             .output()
             .is_ok_and(|o| o.status.success());
     let legs: &[Leg] = if socat {
-        &[Leg::Direct, Leg::Balanced, Leg::Socat]
+        &[Leg::Direct, Leg::Balanced, Leg::Proxied, Leg::Socat]
     } else {
-        &[Leg::Direct, Leg::Balanced]
+        &[Leg::Direct, Leg::Balanced, Leg::Proxied]
     };
     let mut totals = vec![(0usize, Duration::ZERO); legs.len()];
     let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); legs.len()];
@@ -463,7 +483,7 @@ fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: u
             let mut relays = Vec::new();
             let targets: Vec<String> = match leg {
                 Leg::Direct => masters.map(|ip| format!("{ip}:6443")).collect(),
-                Leg::Balanced => vec![LB.to_string()],
+                Leg::Balanced | Leg::Proxied => vec![LB.to_string()],
                 Leg::Socat => (SOCAT_PORT..)
                     .zip(masters)
                     .map(|(port, ip)| {
@@ -473,8 +493,9 @@ fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: u
                     .collect(),
             };
             let admin = admin.to_path_buf();
+            let bound = leg == Leg::Proxied;
             let (elapsed, mut l) = in_netns(&ns.name, move || {
-                load(&admin, &targets, requests, conns, mode)
+                load(&admin, &targets, requests, conns, mode, bound)
             })
             .join()
             .unwrap();
@@ -485,6 +506,7 @@ fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: u
             let name = match leg {
                 Leg::Direct => format!("direct {first}"),
                 Leg::Balanced => "balanced".to_string(),
+                Leg::Proxied => "proxied".to_string(),
                 Leg::Socat => format!("socat {first}"),
             };
             println!(
@@ -506,10 +528,10 @@ fn balancer_cost(admin: &Path, ns: &Netns, mode: Mode, requests: usize, conns: u
     for (k, leg) in legs.iter().enumerate().skip(1) {
         println!(
             "  {}/direct throughput {:.3}x; p50 {:+.0} us, p99 {:+.0} us",
-            if *leg == Leg::Balanced {
-                "balanced"
-            } else {
-                "socat"
+            match leg {
+                Leg::Balanced => "balanced",
+                Leg::Proxied => "proxied",
+                Leg::Direct | Leg::Socat => "socat",
             },
             rate(totals[k]) / rate(totals[0]),
             us(&lat[k], 0.5) - us(&lat[0], 0.5),
@@ -553,9 +575,17 @@ type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 /// An HTTP/1.1 connection over TLS to `authority` (`IP:PORT`), with TCP_NODELAY as kubesup's
 /// client and Go's net package set it.
-async fn connect(tls: Arc<rustls::ClientConfig>, authority: &str) -> Sender {
+/// A TLS and HTTP/1.1 connection to `authority`; `bound`: from a socket bound to 127.0.0.1
+/// first (the [`Leg::Proxied`] leg).
+async fn connect(tls: Arc<rustls::ClientConfig>, authority: &str, bound: bool) -> Sender {
     let addr: SocketAddr = authority.parse().unwrap();
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = if bound {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        s.connect(addr).await.unwrap()
+    } else {
+        TcpStream::connect(addr).await.unwrap()
+    };
     tcp.set_nodelay(true).unwrap();
     let name = ServerName::IpAddress(addr.ip().into());
     let tls = TlsConnector::from(tls).connect(name, tcp).await.unwrap();
@@ -586,6 +616,7 @@ fn load(
     requests: usize,
     conns: usize,
     mode: Mode,
+    bound: bool,
 ) -> (Duration, Vec<Duration>) {
     let rt = runtime();
     let per = requests / conns;
@@ -595,7 +626,7 @@ fn load(
         for i in 0..conns {
             let authority = targets[i % targets.len()].clone();
             let kept = match mode {
-                Mode::KeepAlive => Some(connect(tls.clone(), &authority).await),
+                Mode::KeepAlive => Some(connect(tls.clone(), &authority, bound).await),
                 Mode::NewConnection => None,
             };
             clients.push((authority, kept));
@@ -612,8 +643,11 @@ fn load(
                         Some(sender) => get_version(sender, &authority).await,
                         // Dropped after the answer: hyper closes the connection.
                         None => {
-                            get_version(&mut connect(tls.clone(), &authority).await, &authority)
-                                .await
+                            get_version(
+                                &mut connect(tls.clone(), &authority, bound).await,
+                                &authority,
+                            )
+                            .await
                         }
                     }
                     l.push(t.elapsed());

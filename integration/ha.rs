@@ -187,6 +187,32 @@ fn three_masters_join_fail_over_and_leave_without_losing_quorum() {
         "the worker's load balancer: {:?}",
         worker.status()
     );
+    // The balancer's fast path is on, and kubelet's and kube-proxy's connections go straight
+    // to the API servers: no process in between (`ss` shows the peer a socket really has).
+    assert_eq!(
+        worker.status().map(|s| s["api_lb"]["redirect"].clone()),
+        Some(Value::Bool(true)),
+        "the fast path is off\n{}",
+        worker.log_tail(40)
+    );
+    let straight = wait_for(Duration::from_secs(60), || {
+        let ss = ns(3).exec_ok(&["ss", "-Htnp", "state", "established"]);
+        ["kubelet", "kube-proxy"]
+            .iter()
+            .all(|c| {
+                ss.lines().any(|l| {
+                    l.contains(&format!("((\"{c}\""))
+                        && l.contains(":6443 ")
+                        && !l.contains(":6444 ")
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        straight.is_some(),
+        "kubelet and kube-proxy are not connected straight to an API server:\n{}",
+        ns(3).exec_ok(&["ss", "-Htnp", "state", "established"])
+    );
 
     // A pod on the worker.
     let images = Command::new("python3")

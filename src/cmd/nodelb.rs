@@ -208,6 +208,7 @@ pub async fn start(
     let lb_cfg = LbConfig {
         cache: Some(cache),
         fallback,
+        redirect: cfg.api_lb_redirect,
         ..Default::default()
     };
     let (list_tx, list_rx) = watch::channel(initial);

@@ -279,6 +279,7 @@ mod tests {
             api_lb: Some(crate::supervise::control::ApiLbReport {
                 listen: addr("127.0.0.1:6444"),
                 backends: vec![addr("10.0.0.1:6443"), addr("10.0.0.2:6443")],
+                redirect: true,
             }),
             ..report()
         };
@@ -293,10 +294,18 @@ mod tests {
             serde_json::from_value(serde_json::to_value(report()).unwrap()).unwrap();
         assert_eq!(old.api_lb, None);
         assert!(
-            w.table()
-                .ends_with("api-lb 127.0.0.1:6444  healthy 10.0.0.1:6443 10.0.0.2:6443\n"),
+            w.table().ends_with(
+                "api-lb 127.0.0.1:6444 (connect-time)  healthy 10.0.0.1:6443 10.0.0.2:6443\n"
+            ),
             "{}",
             w.table()
         );
+        assert_eq!(json["api_lb"]["redirect"], true);
+        // From a kubesup that did not report it: the proxy.
+        let mut old_lb = json["api_lb"].clone();
+        old_lb.as_object_mut().unwrap().remove("redirect");
+        let old_lb: crate::supervise::control::ApiLbReport =
+            serde_json::from_value(old_lb).unwrap();
+        assert!(!old_lb.redirect);
     }
 }

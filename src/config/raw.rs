@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub join_port: i64,
     /// The node-local API load balancer's port on 127.0.0.1 (workers).
     pub api_lb_port: i64,
+    /// Whether the balancer's connect-time fast path (a BPF program) may be used.
+    pub api_lb_redirect: bool,
     pub schedulable: bool,
     pub network: String,
     /// flannel's settings, read with `network: flannel`.
@@ -204,6 +206,7 @@ impl Default for RawConfig {
             api_port: 6443,
             join_port: 9443,
             api_lb_port: i64::from(crate::apilb::DEFAULT_PORT),
+            api_lb_redirect: true,
             schedulable: false,
             network: "flannel".into(),
             flannel: RawFlannel::default(),

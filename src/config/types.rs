@@ -35,6 +35,9 @@ pub struct Config {
     pub join_port: u16,
     /// The node-local API load balancer listens on `127.0.0.1:<api_lb_port>`.
     pub api_lb_port: u16,
+    /// Kubelet's, kube-proxy's and kubesup's connects to the balancer go straight to a healthy
+    /// API server, chosen at connect by a BPF program (`crate::apilb::redirect`).
+    pub api_lb_redirect: bool,
     pub schedulable: bool,
     pub network: Network,
     /// Read only with `network: flannel`; cluster-wide.

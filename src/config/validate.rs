@@ -79,6 +79,7 @@ impl RawConfig {
             api_port: listen.api,
             join_port: listen.join,
             api_lb_port: listen.api_lb,
+            api_lb_redirect: self.api_lb_redirect,
             schedulable: self.schedulable,
             network: network.ok_or_else(missing)?,
             flannel: flannel.ok_or_else(missing)?,

@@ -80,6 +80,10 @@ pub struct ApiLbReport {
     pub listen: SocketAddr,
     /// The API servers that answered their last health check.
     pub backends: Vec<SocketAddr>,
+    /// Whether connects from kubesup's cgroup go straight to one of them (an older kubesup
+    /// does not say: false).
+    #[serde(default)]
+    pub redirect: bool,
 }
 
 /// What the control socket reads the balancer's report from: its address and its status feed.
@@ -157,7 +161,8 @@ impl StatusReport {
             } else {
                 up.join(" ")
             };
-            out.push_str(&format!("api-lb {}  healthy {up}\n", lb.listen));
+            let how = if lb.redirect { "connect-time" } else { "proxy" };
+            out.push_str(&format!("api-lb {} ({how})  healthy {up}\n", lb.listen));
         }
         out
     }
@@ -205,9 +210,13 @@ pub async fn serve(
                 (board.clone(), sys.clone(), role.clone(), requests.clone());
             // A snapshot taken as the request arrives: the balancer's health as of its last
             // check round, which is at most a second old.
-            let lb = api_lb.as_ref().map(|(listen, rx)| ApiLbReport {
-                listen: *listen,
-                backends: rx.borrow().healthy().collect(),
+            let lb = api_lb.as_ref().map(|(listen, rx)| {
+                let s = rx.borrow();
+                ApiLbReport {
+                    listen: *listen,
+                    backends: s.healthy().collect(),
+                    redirect: s.redirect,
+                }
             });
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, &role, &board, &sys, &requests, lb).await {

@@ -1,5 +1,9 @@
 //! The node-local API load balancer: an L4 TCP proxy on `127.0.0.1:<api-lb-port>` (6444 by
-//! default) through which kubelet and kube-proxy reach every live API server of the cluster.
+//! default) through which kubelet and kube-proxy reach every live API server of the cluster,
+//! with a fast path in the kernel ([`redirect`]): where it can, a connect to the balancer from
+//! kubesup's cgroup is rewritten into a connect straight to a healthy API server, and the proxy
+//! only serves what the fast path passes over. Health, the list and the closing of connections
+//! to a dead backend stay here and drive both paths.
 //!
 //! Owns: the backend list ([`Backends`]: the cluster's list from a `watch` channel, its cache on
 //! disk, the join address as the last resort), each backend's health (a bounded check every
@@ -45,8 +49,10 @@
 //! - **Down after 2 failed checks, up after 1 success.** One lost SYN costs a 1 s retransmit,
 //!   the whole default timeout: with 1, a single dropped packet would close every kubelet
 //!   watch on the node. With 2, a dead or hung backend is found within about
-//!   `2 × timeout + period` (3 s by default). A backend wrongly marked up costs one connect
-//!   that fails over to the next backend, so one answer is enough.
+//!   `2 × timeout + period` (3 s by default). A refused connect is the exception: it is an
+//!   answer from the backend's kernel that nothing listens, so it marks the backend down at
+//!   once (within a period of a crash). A backend wrongly marked up costs one connect that
+//!   fails over to the next backend, so one answer is enough.
 //! - **The pick** is least-connections among the healthy, ties going to the backend of the last
 //!   pick (the first pick starts at a random backend). A node holds few, long-lived connections
 //!   (kubelet's and kube-proxy's HTTP/2 ones): least-connections keeps them on different
@@ -87,6 +93,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::fsutil::{self, FsError};
+
+mod bpf;
+pub mod redirect;
+mod sockdiag;
+
+use redirect::{Redirect, RedirectError};
 
 /// The port the balancer listens on when the config does not say (`api-lb-port`).
 pub const DEFAULT_PORT: u16 = 6444;
@@ -163,6 +175,9 @@ pub struct LbConfig {
     pub cache: Option<PathBuf>,
     /// The join URL's address: used only while no other backend is known.
     pub fallback: Option<SocketAddr>,
+    /// Whether to try the connect-time fast path ([`redirect`]). Off in the default, which the
+    /// tests of the proxy use; a node takes it from `api-lb-redirect` (on unless set false).
+    pub redirect: bool,
 }
 
 impl Default for LbConfig {
@@ -174,6 +189,7 @@ impl Default for LbConfig {
             fall: 2,
             cache: None,
             fallback: None,
+            redirect: false,
         }
     }
 }
@@ -216,6 +232,8 @@ pub struct BackendStatus {
 pub struct LbStatus {
     pub source: Source,
     pub backends: Vec<BackendStatus>,
+    /// Whether connects from kubesup's cgroup go straight to a healthy backend ([`redirect`]).
+    pub redirect: bool,
 }
 
 impl LbStatus {
@@ -480,7 +498,17 @@ impl Table {
                 })
             }
             Err(err) => {
-                e.fails = e.fails.saturating_add(1);
+                // A refused connect is certain: nothing listens there (the API server died, or
+                // is restarting). Only a silence, which one lost SYN can cause, needs `fall`
+                // checks. Found a period sooner, a dead backend leaves the connect-time
+                // choice before many clients are sent to it.
+                let refused = matches!(err, ApiLbError::Connect { source, .. }
+                    if source.kind() == io::ErrorKind::ConnectionRefused);
+                e.fails = if refused {
+                    fall.max(1)
+                } else {
+                    e.fails.saturating_add(1)
+                };
                 if e.fails < fall.max(1) || e.health == Health::Down {
                     return None;
                 }
@@ -490,6 +518,16 @@ impl Table {
                 Some(Transition::Down(addr, closed, crate::errors::chain(err)))
             }
         }
+    }
+
+    /// Closes every proxied connection, each backend starting a new generation. Returns how
+    /// many were closed.
+    fn close_all(&mut self) -> usize {
+        let root = self.root.clone();
+        self.entries
+            .iter_mut()
+            .map(|e| std::mem::replace(&mut e.conns, Conns::new(&root)).close())
+            .sum()
     }
 
     /// The backend for a new connection, among those not yet `tried` (a bit per index): the
@@ -528,6 +566,7 @@ impl Table {
 
     fn status(&self) -> LbStatus {
         LbStatus {
+            redirect: false,
             source: self.source,
             backends: self
                 .entries
@@ -591,9 +630,87 @@ pub async fn serve(
         table: Mutex::new(Table::new(root, rand::random::<u32>() as usize)),
     });
     let connect_timeout = cfg.connect_timeout;
+    let redirect = if cfg.redirect {
+        attach_redirect(&listener)
+    } else {
+        None
+    };
     tokio::select! {
         never = accept_loop(listener, shared.clone(), connect_timeout) => never,
-        never = control_loop(shared, cfg, set, backends, status) => never,
+        never = control_loop(shared, cfg, set, backends, status, redirect) => never,
+    }
+}
+
+/// The connect-time fast path for `listener`, or `None` (said once) where the kernel or the
+/// host does not allow it: the proxy then serves every connection.
+fn attach_redirect(listener: &TcpListener) -> Option<Redirect> {
+    let attached = listener
+        .local_addr()
+        .map_err(|source| RedirectError::Read {
+            path: "the balancer's address".into(),
+            source,
+        })
+        .and_then(|addr| Redirect::attach(addr, listener));
+    match attached {
+        Ok(r) => {
+            info!(cgroup = %r.cgroup().display(), "connect-time balancing on: connects to the balancer from this cgroup go straight to a healthy API server");
+            Some(r)
+        }
+        Err(e) => {
+            warn!(error = %crate::errors::chain(&e), "connect-time balancing off; the balancer proxies every connection (set api-lb-redirect: false to skip the attempt)");
+            None
+        }
+    }
+}
+
+/// Hands the healthy backends to the fast path, and closes the connections it made to those
+/// that left. A failure to update it turns it off (dropping it detaches the program), so that
+/// no connect is ever sent to a backend the checks no longer vouch for.
+async fn sync_redirect(redirect: &mut Option<Redirect>, shared: &Shared) {
+    let Some(r) = redirect.as_mut() else {
+        return;
+    };
+    let healthy: Vec<SocketAddr> = shared.table().status().healthy().collect();
+    let passed_all = r.passes_all();
+    let synced = r.sync(healthy);
+    if passed_all && !r.passes_all() {
+        // The connections the proxy took while no backend was known healthy (a cold start,
+        // every master unreachable for a while) would stay on it for as long as they live:
+        // closed once, their clients reconnect straight to an API server.
+        let closed = shared.table().close_all();
+        if closed > 0 {
+            info!(
+                closed,
+                "a backend is healthy again; closed the proxied connections, so that their clients reconnect straight to it"
+            );
+        }
+    }
+    let closer = match synced {
+        Ok(Some(closer)) => closer,
+        Ok(None) => return,
+        Err(e) => {
+            error!(error = %crate::errors::chain(&e), "connect-time balancing off; the balancer proxies every connection");
+            *redirect = None;
+            return;
+        }
+    };
+    match tokio::task::spawn_blocking(move || closer.close()).await {
+        Ok(results) => {
+            for (addr, result) in results {
+                match result {
+                    Ok(0) => {}
+                    Ok(closed) => warn!(
+                        backend = %addr, closed,
+                        "closed the connections made straight to it, so that clients reconnect to a live one"
+                    ),
+                    Err(e) => error!(
+                        backend = %addr, error = %e,
+                        "cannot close the connections made straight to a backend that is down or gone; they end when their clients or the kernel give up"
+                    ),
+                }
+            }
+        }
+        Err(e) => error!(error = %e, "closing the connections made straight to a backend failed"),
     }
 }
 
@@ -694,12 +811,13 @@ async fn control_loop(
     mut set: Backends,
     mut rx: watch::Receiver<Vec<SocketAddr>>,
     status: watch::Sender<LbStatus>,
+    mut redirect: Option<Redirect>,
 ) -> Infallible {
     let first = rx.borrow_and_update().clone();
     set.update(&first);
     apply(&shared, &set);
     persist(&mut set).await;
-    publish(&shared, &status);
+    publish(&shared, &status, redirect.is_some());
 
     let mut tick = tokio::time::interval(cfg.check_period);
     // A round that took longer than the period (a hung backend's full timeout) is followed by
@@ -760,7 +878,8 @@ async fn control_loop(
                 any_up = up_now;
             }
         }
-        publish(&shared, &status);
+        sync_redirect(&mut redirect, &shared).await;
+        publish(&shared, &status, redirect.is_some());
     }
 }
 
@@ -796,8 +915,11 @@ async fn persist(set: &mut Backends) {
     }
 }
 
-fn publish(shared: &Shared, status: &watch::Sender<LbStatus>) {
-    let now = shared.table().status();
+fn publish(shared: &Shared, status: &watch::Sender<LbStatus>, redirect: bool) {
+    let now = LbStatus {
+        redirect,
+        ..shared.table().status()
+    };
     status.send_if_modified(|s| {
         let changed = *s != now;
         if changed {
@@ -841,6 +963,7 @@ mod tests {
             fall: 2,
             cache: None,
             fallback: None,
+            redirect: false,
         }
     }
 
@@ -1155,6 +1278,100 @@ mod tests {
         drop(hung);
     }
 
+    /// The fast path under the control loop, in a network namespace of the test's own
+    /// (`redirect::tests` says why that is safe): a connect reaches a backend itself, and when
+    /// that backend hangs, the connection is closed and new ones go to the other.
+    #[test]
+    fn with_the_fast_path_connects_go_straight_to_a_live_backend() {
+        redirect::tests::in_new_netns(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let a = backend("a").await;
+                let b = backend("b").await;
+                let cfg = LbConfig {
+                    redirect: true,
+                    ..cfg()
+                };
+                let mut lb = lb(cfg, vec![a.addr, b.addr]).await;
+                lb.wait("both backends up, connect-time on", |s| {
+                    s.redirect && s.healthy().count() == 2
+                })
+                .await;
+                let (name, mut s) = hello(lb.addr).await;
+                let (victim, other) = if name == "a" { (&a, "b") } else { (&b, "a") };
+                assert_eq!(s.peer_addr().unwrap(), victim.addr, "not straight to it");
+                victim.freeze.send(true).unwrap();
+                let mut buf = [0u8; 16];
+                let r = within(
+                    DETECT,
+                    "the connection to the frozen backend closed",
+                    async { s.read(&mut buf).await },
+                )
+                .await;
+                assert!(matches!(r, Ok(0) | Err(_)), "read {r:?}");
+                for _ in 0..4 {
+                    let (name, s) = hello(lb.addr).await;
+                    assert_eq!(name, other);
+                    assert_ne!(s.peer_addr().unwrap(), lb.addr);
+                }
+            });
+        });
+    }
+
+    /// A connection the proxy took while no backend was healthy is closed once one is, so that
+    /// its client reconnects straight to it rather than staying on the proxy for good.
+    #[test]
+    fn with_the_fast_path_proxied_connections_move_to_it_once_a_backend_is_healthy() {
+        redirect::tests::in_new_netns(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let hung = backend("hung").await;
+                hung.freeze.send(true).unwrap();
+                let a = backend("a").await;
+                let cfg = LbConfig {
+                    redirect: true,
+                    ..cfg()
+                };
+                let mut lb = lb(cfg, vec![hung.addr]).await;
+                lb.wait("the hung backend down", |s| {
+                    s.health_of(hung.addr) == Some(Health::Down)
+                })
+                .await;
+                // Nothing healthy: the program passes the connect to the proxy, which tries
+                // the hung backend anyway (its kernel accepts).
+                let mut c = TcpStream::connect(lb.addr).await.unwrap();
+                assert_eq!(c.peer_addr().unwrap(), lb.addr, "not proxied");
+                lb.wait("the proxied connection counted", |s| {
+                    s.backends.iter().any(|b| b.connections == 1)
+                })
+                .await;
+                lb.list.send(vec![hung.addr, a.addr]).unwrap();
+                lb.wait("a healthy, connect-time on", |s| {
+                    s.redirect && s.healthy().count() == 1
+                })
+                .await;
+                let mut buf = [0u8; 16];
+                within(DETECT, "the proxied connection closed", async {
+                    while let Ok(n) = c.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                let (name, s) = hello(lb.addr).await;
+                assert_eq!(name, "a");
+                assert_eq!(s.peer_addr().unwrap(), a.addr, "not straight to a");
+            });
+        });
+    }
+
     #[tokio::test]
     async fn closes_connections_to_a_backend_marked_down() {
         let a = backend("a").await;
@@ -1352,6 +1569,29 @@ mod tests {
             addr,
             after: Duration::from_secs(1),
         })
+    }
+
+    #[test]
+    fn a_refused_connect_is_down_at_once() {
+        let a: SocketAddr = "192.0.2.1:6443".parse().unwrap();
+        let mut t = table(&[a]);
+        assert_eq!(t.record(a, &Ok(()), 2), Some(Transition::Up(a)));
+        let refused = Err(ApiLbError::Connect {
+            addr: a,
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        });
+        assert!(matches!(
+            t.record(a, &refused, 2),
+            Some(Transition::Down(_, 0, _))
+        ));
+        // Any other connect error is a silence like a timeout: it takes two.
+        assert_eq!(t.record(a, &Ok(()), 2), Some(Transition::Up(a)));
+        let unreachable = Err(ApiLbError::Connect {
+            addr: a,
+            source: io::Error::from(io::ErrorKind::HostUnreachable),
+        });
+        assert_eq!(t.record(a, &unreachable, 2), None);
+        assert!(t.record(a, &unreachable, 2).is_some());
     }
 
     #[test]
