@@ -195,7 +195,8 @@ pub fn prog_load(
     insns: &[Insn],
     name: &str,
 ) -> Result<OwnedFd, LoadError> {
-    let license = c"GPL";
+    // kubesup's own licence: the program uses no GPL-only helper, so it need not claim GPL.
+    let license = c"Apache-2.0";
     let load = |log: Option<&mut Vec<u8>>| {
         let mut attr = ProgLoadAttr {
             prog_type,

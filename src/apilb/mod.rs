@@ -646,10 +646,7 @@ pub async fn serve(
 fn attach_redirect(listener: &TcpListener) -> Option<Redirect> {
     let attached = listener
         .local_addr()
-        .map_err(|source| RedirectError::Read {
-            path: "the balancer's address".into(),
-            source,
-        })
+        .map_err(RedirectError::LocalAddr)
         .and_then(|addr| Redirect::attach(addr, listener));
     match attached {
         Ok(r) => {

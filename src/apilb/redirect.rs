@@ -83,6 +83,8 @@ const VALUE_SIZE: usize = 8 + 8 * MAX_BACKENDS;
 pub enum RedirectError {
     #[error("the balancer listens on {0}, not on 127.0.0.1")]
     NotLoopback(SocketAddr),
+    #[error("cannot read the balancer's listening address")]
+    LocalAddr(#[source] io::Error),
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
