@@ -421,6 +421,14 @@ struct Entry {
     conns: Arc<Conns>,
 }
 
+impl Entry {
+    /// Closes every connection of the current generation and starts a new one (under `root`)
+    /// for the connections made from now on. Returns how many were closed.
+    fn new_generation(&mut self, root: &CancellationToken) -> usize {
+        std::mem::replace(&mut self.conns, Conns::new(root)).close()
+    }
+}
+
 /// What a check round changed, for the log.
 #[derive(Debug, PartialEq, Eq)]
 enum Transition {
@@ -513,8 +521,7 @@ impl Table {
                     return None;
                 }
                 e.health = Health::Down;
-                let old = std::mem::replace(&mut e.conns, Conns::new(&root));
-                let closed = old.close();
+                let closed = e.new_generation(&root);
                 Some(Transition::Down(addr, closed, crate::errors::chain(err)))
             }
         }
@@ -526,7 +533,7 @@ impl Table {
         let root = self.root.clone();
         self.entries
             .iter_mut()
-            .map(|e| std::mem::replace(&mut e.conns, Conns::new(&root)).close())
+            .map(|e| e.new_generation(&root))
             .sum()
     }
 
@@ -663,11 +670,14 @@ fn attach_redirect(listener: &TcpListener) -> Option<Redirect> {
 /// Hands the healthy backends to the fast path, and closes the connections it made to those
 /// that left. A failure to update it turns it off (dropping it detaches the program), so that
 /// no connect is ever sent to a backend the checks no longer vouch for.
-async fn sync_redirect(redirect: &mut Option<Redirect>, shared: &Shared) {
+async fn sync_redirect(
+    redirect: &mut Option<Redirect>,
+    shared: &Shared,
+    healthy: impl IntoIterator<Item = SocketAddr>,
+) {
     let Some(r) = redirect.as_mut() else {
         return;
     };
-    let healthy: Vec<SocketAddr> = shared.table().status().healthy().collect();
     let passed_all = r.passes_all();
     let synced = r.sync(healthy);
     if passed_all && !r.passes_all() {
@@ -814,7 +824,7 @@ async fn control_loop(
     set.update(&first);
     apply(&shared, &set);
     persist(&mut set).await;
-    publish(&shared, &status, redirect.is_some());
+    publish(&status, shared.table().status(), redirect.is_some());
 
     let mut tick = tokio::time::interval(cfg.check_period);
     // A round that took longer than the period (a hung backend's full timeout) is followed by
@@ -875,8 +885,11 @@ async fn control_loop(
                 any_up = up_now;
             }
         }
-        sync_redirect(&mut redirect, &shared).await;
-        publish(&shared, &status, redirect.is_some());
+        // One snapshot per round, for both: the fast path's list and the published status.
+        // Connections the sync closes show in the counts of the next round.
+        let now = shared.table().status();
+        sync_redirect(&mut redirect, &shared, now.healthy()).await;
+        publish(&status, now, redirect.is_some());
     }
 }
 
@@ -912,11 +925,8 @@ async fn persist(set: &mut Backends) {
     }
 }
 
-fn publish(shared: &Shared, status: &watch::Sender<LbStatus>, redirect: bool) {
-    let now = LbStatus {
-        redirect,
-        ..shared.table().status()
-    };
+fn publish(status: &watch::Sender<LbStatus>, now: LbStatus, redirect: bool) {
+    let now = LbStatus { redirect, ..now };
     status.send_if_modified(|s| {
         let changed = *s != now;
         if changed {
@@ -1280,41 +1290,35 @@ mod tests {
     /// that backend hangs, the connection is closed and new ones go to the other.
     #[test]
     fn with_the_fast_path_connects_go_straight_to_a_live_backend() {
-        redirect::tests::in_new_netns(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let a = backend("a").await;
-                let b = backend("b").await;
-                let cfg = LbConfig {
-                    redirect: true,
-                    ..cfg()
-                };
-                let mut lb = lb(cfg, vec![a.addr, b.addr]).await;
-                lb.wait("both backends up, connect-time on", |s| {
-                    s.redirect && s.healthy().count() == 2
-                })
-                .await;
-                let (name, mut s) = hello(lb.addr).await;
-                let (victim, other) = if name == "a" { (&a, "b") } else { (&b, "a") };
-                assert_eq!(s.peer_addr().unwrap(), victim.addr, "not straight to it");
-                victim.freeze.send(true).unwrap();
-                let mut buf = [0u8; 16];
-                let r = within(
-                    DETECT,
-                    "the connection to the frozen backend closed",
-                    async { s.read(&mut buf).await },
-                )
-                .await;
-                assert!(matches!(r, Ok(0) | Err(_)), "read {r:?}");
-                for _ in 0..4 {
-                    let (name, s) = hello(lb.addr).await;
-                    assert_eq!(name, other);
-                    assert_ne!(s.peer_addr().unwrap(), lb.addr);
-                }
-            });
+        in_new_netns(async {
+            let a = backend("a").await;
+            let b = backend("b").await;
+            let cfg = LbConfig {
+                redirect: true,
+                ..cfg()
+            };
+            let mut lb = lb(cfg, vec![a.addr, b.addr]).await;
+            lb.wait("both backends up, connect-time on", |s| {
+                s.redirect && s.healthy().count() == 2
+            })
+            .await;
+            let (name, mut s) = hello(lb.addr).await;
+            let (victim, other) = if name == "a" { (&a, "b") } else { (&b, "a") };
+            assert_eq!(s.peer_addr().unwrap(), victim.addr, "not straight to it");
+            victim.freeze.send(true).unwrap();
+            let mut buf = [0u8; 16];
+            let r = within(
+                DETECT,
+                "the connection to the frozen backend closed",
+                async { s.read(&mut buf).await },
+            )
+            .await;
+            assert!(matches!(r, Ok(0) | Err(_)), "read {r:?}");
+            for _ in 0..4 {
+                let (name, s) = hello(lb.addr).await;
+                assert_eq!(name, other);
+                assert_ne!(s.peer_addr().unwrap(), lb.addr);
+            }
         });
     }
 
@@ -1322,50 +1326,56 @@ mod tests {
     /// its client reconnects straight to it rather than staying on the proxy for good.
     #[test]
     fn with_the_fast_path_proxied_connections_move_to_it_once_a_backend_is_healthy() {
+        in_new_netns(async {
+            let hung = backend("hung").await;
+            hung.freeze.send(true).unwrap();
+            let a = backend("a").await;
+            let cfg = LbConfig {
+                redirect: true,
+                ..cfg()
+            };
+            let mut lb = lb(cfg, vec![hung.addr]).await;
+            lb.wait("the hung backend down", |s| {
+                s.health_of(hung.addr) == Some(Health::Down)
+            })
+            .await;
+            // Nothing healthy: the program passes the connect to the proxy, which tries
+            // the hung backend anyway (its kernel accepts).
+            let mut c = TcpStream::connect(lb.addr).await.unwrap();
+            assert_eq!(c.peer_addr().unwrap(), lb.addr, "not proxied");
+            lb.wait("the proxied connection counted", |s| {
+                s.backends.iter().any(|b| b.connections == 1)
+            })
+            .await;
+            lb.list.send(vec![hung.addr, a.addr]).unwrap();
+            lb.wait("a healthy, connect-time on", |s| {
+                s.redirect && s.healthy().count() == 1
+            })
+            .await;
+            let mut buf = [0u8; 16];
+            within(DETECT, "the proxied connection closed", async {
+                while let Ok(n) = c.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+            let (name, s) = hello(lb.addr).await;
+            assert_eq!(name, "a");
+            assert_eq!(s.peer_addr().unwrap(), a.addr, "not straight to a");
+        });
+    }
+
+    /// Runs `test` on a runtime of its own, on a thread in a network namespace of its own
+    /// (`redirect::tests::in_new_netns`), where the fast path may be attached safely.
+    fn in_new_netns(test: impl Future<Output = ()> + Send + 'static) {
         redirect::tests::in_new_netns(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
-            rt.block_on(async {
-                let hung = backend("hung").await;
-                hung.freeze.send(true).unwrap();
-                let a = backend("a").await;
-                let cfg = LbConfig {
-                    redirect: true,
-                    ..cfg()
-                };
-                let mut lb = lb(cfg, vec![hung.addr]).await;
-                lb.wait("the hung backend down", |s| {
-                    s.health_of(hung.addr) == Some(Health::Down)
-                })
-                .await;
-                // Nothing healthy: the program passes the connect to the proxy, which tries
-                // the hung backend anyway (its kernel accepts).
-                let mut c = TcpStream::connect(lb.addr).await.unwrap();
-                assert_eq!(c.peer_addr().unwrap(), lb.addr, "not proxied");
-                lb.wait("the proxied connection counted", |s| {
-                    s.backends.iter().any(|b| b.connections == 1)
-                })
-                .await;
-                lb.list.send(vec![hung.addr, a.addr]).unwrap();
-                lb.wait("a healthy, connect-time on", |s| {
-                    s.redirect && s.healthy().count() == 1
-                })
-                .await;
-                let mut buf = [0u8; 16];
-                within(DETECT, "the proxied connection closed", async {
-                    while let Ok(n) = c.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                })
-                .await;
-                let (name, s) = hello(lb.addr).await;
-                assert_eq!(name, "a");
-                assert_eq!(s.peer_addr().unwrap(), a.addr, "not straight to a");
-            });
+                .unwrap()
+                .block_on(test);
         });
     }
 

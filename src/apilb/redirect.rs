@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::bpf::{self, Insn, Map};
-use super::sockdiag;
+use super::sockdiag::SockDiag;
 
 /// Backends the program chooses among: a power of two, so that an index is bounded by a mask
 /// the verifier can follow. The first ones, in address order, when the cluster has more.
@@ -253,12 +253,14 @@ impl Closer {
 }
 
 fn close_redirected(conns: &Map, addr: SocketAddrV4) -> io::Result<usize> {
+    // One netlink socket for the dump and every destroy.
+    let diag = SockDiag::open()?;
     let mut closed = 0;
-    for sock in sockdiag::connected_to(addr)? {
+    for sock in diag.connected_to(addr)? {
         if conns.lookup(&sock.cookie.to_ne_bytes())?.is_none() {
             continue;
         }
-        match sockdiag::destroy(&sock) {
+        match diag.destroy(&sock) {
             Ok(()) => closed += 1,
             // Closed meanwhile by its owner.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}

@@ -47,20 +47,8 @@ pub struct Sock {
     id: [u8; SOCKID],
 }
 
-fn open() -> io::Result<OwnedFd> {
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )?;
-    setsockopt(
-        &fd,
-        sockopt::ReceiveTimeout,
-        &TimeVal::new(RECV_TIMEOUT.as_secs().try_into().unwrap_or(2), 0),
-    )?;
-    Ok(fd)
-}
+/// A `sock_diag` netlink socket: one dump, then any number of destroys, one after the other.
+pub struct SockDiag(OwnedFd);
 
 /// A request: the netlink header and an `inet_diag_req_v2` for IPv4 TCP with `id`.
 fn request(kind: u16, flags: u16, seq: u32, id: &[u8; SOCKID]) -> Vec<u8> {
@@ -75,16 +63,6 @@ fn request(kind: u16, flags: u16, seq: u32, id: &[u8; SOCKID]) -> Vec<u8> {
     m.extend_from_slice(&STATES.to_ne_bytes());
     m.extend_from_slice(id);
     m
-}
-
-fn send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
-    sendto(
-        fd.as_raw_fd(),
-        msg,
-        &NetlinkAddr::new(0, 0),
-        MsgFlags::empty(),
-    )?;
-    Ok(())
 }
 
 /// Each message of `buf` as (type, payload).
@@ -133,55 +111,80 @@ fn parse(msg: &[u8]) -> Option<Sock> {
     })
 }
 
-/// The IPv4 TCP sockets of this network namespace connected to `dst`.
-pub fn connected_to(dst: SocketAddrV4) -> io::Result<Vec<Sock>> {
-    let fd = open()?;
-    send(
-        &fd,
-        &request(
+impl SockDiag {
+    pub fn open() -> io::Result<Self> {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkSockDiag,
+        )?;
+        setsockopt(
+            &fd,
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(RECV_TIMEOUT.as_secs().try_into().unwrap_or(2), 0),
+        )?;
+        Ok(Self(fd))
+    }
+
+    fn send(&self, msg: &[u8]) -> io::Result<()> {
+        sendto(
+            self.0.as_raw_fd(),
+            msg,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// The IPv4 TCP sockets of this network namespace connected to `dst`.
+    pub fn connected_to(&self, dst: SocketAddrV4) -> io::Result<Vec<Sock>> {
+        self.send(&request(
             SOCK_DIAG_BY_FAMILY,
             NLM_F_REQUEST | NLM_F_DUMP,
             1,
             &[0; SOCKID],
-        ),
-    )?;
-    let mut found = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        for (kind, body) in messages(buf.get(..n).unwrap_or(&[])) {
-            match kind {
-                NLMSG_DONE => return Ok(found),
-                NLMSG_ERROR => error_of(body)?,
-                SOCK_DIAG_BY_FAMILY => {
-                    found.extend(parse(body).filter(|s| s.dst == dst));
+        ))?;
+        let mut found = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            for (kind, body) in messages(buf.get(..n).unwrap_or(&[])) {
+                match kind {
+                    NLMSG_DONE => return Ok(found),
+                    NLMSG_ERROR => error_of(body)?,
+                    SOCK_DIAG_BY_FAMILY => {
+                        found.extend(parse(body).filter(|s| s.dst == dst));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
     }
-}
 
-/// Closes `sock` as `tcp_abort` does: its owner's next read or write fails with
-/// ECONNABORTED, and the peer gets a reset. A socket that closed meanwhile, or whose cookie
-/// no longer matches (a new socket on the same addresses), is left alone: that is ENOENT.
-pub fn destroy(sock: &Sock) -> io::Result<()> {
-    let fd = open()?;
-    send(
-        &fd,
-        &request(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, 1, &sock.id),
-    )?;
-    let mut buf = vec![0u8; 4096];
-    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-    for (kind, body) in messages(buf.get(..n).unwrap_or(&[])) {
-        if kind == NLMSG_ERROR {
-            return error_of(body);
+    /// Closes `sock` as `tcp_abort` does: its owner's next read or write fails with
+    /// ECONNABORTED, and the peer gets a reset. A socket that closed meanwhile, or whose
+    /// cookie no longer matches (a new socket on the same addresses), is left alone: that is
+    /// ENOENT.
+    pub fn destroy(&self, sock: &Sock) -> io::Result<()> {
+        self.send(&request(
+            SOCK_DESTROY,
+            NLM_F_REQUEST | NLM_F_ACK,
+            2,
+            &sock.id,
+        ))?;
+        let mut buf = vec![0u8; 4096];
+        let n = recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+        for (kind, body) in messages(buf.get(..n).unwrap_or(&[])) {
+            if kind == NLMSG_ERROR {
+                return error_of(body);
+            }
         }
+        Err(io::Error::from(io::ErrorKind::InvalidData))
     }
-    Err(io::Error::from(io::ErrorKind::InvalidData))
 }
 
 #[cfg(test)]
